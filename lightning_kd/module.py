@@ -1,0 +1,425 @@
+"""DistillationModule: a LightningModule that trains a student against a frozen teacher."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchmetrics import MaxMetric, MetricCollection
+from torchmetrics.classification import MulticlassAccuracy
+
+from lightning_kd._batch import extract_logits, split_batch
+from lightning_kd._frozen import FrozenTeacher
+from lightning_kd._optim import attach_parameters
+from lightning_kd.objective import DistillationLoss, DistillationOutput
+from lightning_kd.teacher import TeacherInputAdapter, load_teacher
+
+__all__ = ["DistillationModule"]
+
+OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
+SchedulerFactory = Callable[[torch.optim.Optimizer], Any]
+
+
+def _infer_num_classes(model: nn.Module) -> int | None:
+    value = getattr(model, "num_classes", None)
+    if isinstance(value, int):
+        return value
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    return linears[-1].out_features if linears else None
+
+
+def _accuracy(num_classes: int, prefix: str) -> MetricCollection:
+    metrics: dict[str, Any] = {"acc1": MulticlassAccuracy(num_classes, top_k=1, average="micro")}
+    if num_classes >= 5:
+        metrics["acc5"] = MulticlassAccuracy(num_classes, top_k=5, average="micro")
+    return MetricCollection(metrics, prefix=prefix)
+
+
+def kd_warmup(epoch: int, warmup_epochs: int) -> float:
+    """DKD's linear warm-up of the distillation weight: ``min(epoch / warmup_epochs, 1)``, epochs from 1.
+
+    Example:
+        >>> [kd_warmup(e, 20) for e in (1, 10, 20, 30)]
+        [0.05, 0.5, 1.0, 1.0]
+        >>> kd_warmup(1, 0)
+        1.0
+    """
+    return 1.0 if warmup_epochs <= 0 else min(epoch / warmup_epochs, 1.0)
+
+
+class DistillationModule(pl.LightningModule):
+    r"""Train a student to match a frozen teacher's logits, plus the ground truth.
+
+    .. math:: \mathcal{L} = w_{CE}\,\mathrm{CE} + w_{KD} \cdot \mathrm{warmup}(e) \cdot \mathcal{L}_{KD}
+
+    where :math:`\mathcal{L}_{KD}` comes from a :class:`~lightning_kd.DistillationLoss` (pre-process ∘
+    temperature ∘ divergence). The teacher is held outside the module tree: it is never trained, never in
+    an optimizer, never saved unless asked (``save_teacher=True``), and always in eval mode.
+
+    Args:
+        student: The student: any ``nn.Module`` classifier or LightningModule, or a model name for
+            :func:`lightning_kd.models.create_model` (``"resnet8x4"``, ``"timm:vit_tiny_patch16_224"``, ...).
+        teacher: An ``nn.Module`` or the path of a checkpoint (see :func:`lightning_kd.teacher.load_teacher`).
+        loss: A :class:`~lightning_kd.DistillationLoss`, or a divergence name (``"kd"``, ``"dkd"``, ...) with
+            ``loss_kwargs`` passed to ``DistillationLoss``.
+        ce_weight: Weight of the cross-entropy; when given, replaces the loss's ``ce_weight``.
+        kd_weight: Weight of the distillation parts; when given, replaces the loss's ``kd_weight``.
+        kd_warmup_epochs: Ramp the distillation weight linearly over this many epochs (DKD uses 20).
+        num_classes: Class count; inferred from the student's last linear layer when omitted.
+        in_chans: Input channels, for students and teachers built by name.
+        student_kwargs: More arguments for ``create_model`` when ``student`` is a name.
+        teacher_arch: The teacher's architecture name when ``teacher`` is a weights-only file.
+        teacher_kwargs: More arguments for ``create_model`` when building ``teacher_arch``.
+        teacher_weights_only: Load the teacher file with ``torch.load(weights_only=True)``.
+        teacher_input: Re-normalize/resize the student's input for the teacher.
+        loss_kwargs: Arguments for ``DistillationLoss`` when ``loss`` is a name.
+        optimizer: A factory ``params -> Optimizer`` (in YAML: ``class_path: torch.optim.SGD``...). When
+            omitted, a LightningModule student's own ``configure_optimizers`` is used, else SGD with the CIFAR
+            recipe of the literature (lr 0.05, momentum 0.9, weight decay 5e-4).
+        lr_scheduler: A factory ``optimizer -> LRScheduler``, stepped every epoch.
+        logits_key: Where the logits are in the models' outputs (see :func:`lightning_kd._batch.extract_logits`);
+            default: a tensor as is, the first item of a tuple, the ``"logits"`` entry of a dict.
+        compile: ``torch.compile`` the student's and the teacher's forward.
+        channels_last: Use the channels-last memory format for models and image batches (faster convolutions
+            with mixed precision on GPUs).
+        save_teacher: Also store the teacher's weights in checkpoints.
+        check_finite_steps: Check logits for NaN/Inf (and targets' range) during the first this-many steps.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> student, teacher = nn.Linear(16, 4), nn.Linear(16, 4)
+        >>> module = DistillationModule(student, teacher, DistillationLoss("kd", temperature=4.0),
+        ...                             ce_weight=0.1, kd_weight=0.9)
+        >>> module.training_step((torch.randn(8, 16), torch.randint(0, 4, (8,))), 0).shape
+        torch.Size([])
+    """
+
+    def __init__(
+        self,
+        student: nn.Module | str,
+        teacher: nn.Module | str,
+        loss: DistillationLoss | str = "kd",
+        *,
+        ce_weight: float | None = None,
+        kd_weight: float | None = None,
+        kd_warmup_epochs: int = 0,
+        num_classes: int | None = None,
+        in_chans: int = 3,
+        student_kwargs: dict[str, Any] | None = None,
+        teacher_arch: str | None = None,
+        teacher_kwargs: dict[str, Any] | None = None,
+        teacher_weights_only: bool = True,
+        teacher_input: TeacherInputAdapter | None = None,
+        loss_kwargs: dict[str, Any] | None = None,
+        optimizer: OptimizerFactory | None = None,
+        lr_scheduler: SchedulerFactory | None = None,
+        logits_key: str | int | None = None,
+        compile: bool = False,
+        channels_last: bool = False,
+        save_teacher: bool = False,
+        check_finite_steps: int = 1,
+    ) -> None:
+        super().__init__()
+        # Objects (modules, factories) stay out of the hyperparameters: checkpoints hold only plain values.
+        objects = {"student": student, "teacher": teacher, "loss": loss}
+        ignored = [k for k, v in objects.items() if not isinstance(v, str)]
+        self.save_hyperparameters(ignore=[*ignored, "teacher_input", "optimizer", "lr_scheduler"])
+        if kd_warmup_epochs < 0:
+            raise ValueError(
+                f"Expected argument `kd_warmup_epochs` to be a non-negative integer, but got {kd_warmup_epochs}."
+            )
+        if isinstance(student, str):
+            if num_classes is None:
+                raise ValueError(
+                    "Expected argument `num_classes` to be given with a student built by name"
+                    f" ({student!r}), but got None."
+                )
+            from lightning_kd.models import create_model
+
+            student = create_model(student, num_classes=num_classes, in_chans=in_chans, **(student_kwargs or {}))
+        if not isinstance(student, nn.Module):
+            raise TypeError(
+                f"Expected argument `student` to be an nn.Module or a model name, but got {type(student).__name__}."
+            )
+        self.student = student
+        num_classes = num_classes or _infer_num_classes(student)
+        if num_classes is None:
+            raise ValueError("Could not infer the number of classes from the student: pass `num_classes`.")
+        self.num_classes = num_classes
+
+        teacher_module = load_teacher(
+            teacher,
+            arch=teacher_arch,
+            num_classes=num_classes if teacher_arch else None,
+            in_chans=in_chans,
+            arch_kwargs=teacher_kwargs,
+            weights_only=teacher_weights_only,
+        )
+        self._teacher = FrozenTeacher(teacher_module)
+        self.teacher_input = teacher_input
+
+        if isinstance(loss, str):
+            loss = DistillationLoss(loss, **(loss_kwargs or {}))
+        elif loss_kwargs:
+            raise ValueError(
+                "Expected argument `loss_kwargs` to be empty when `loss` is an object; configure the object."
+            )
+        if not isinstance(loss, DistillationLoss):
+            raise TypeError(
+                "Expected argument `loss` to be a DistillationLoss or a divergence name,"
+                f" but got {type(loss).__name__}."
+            )
+        if ce_weight is not None:
+            loss.ce_weight = DistillationLoss._check_weight("ce_weight", ce_weight)
+        if kd_weight is not None:
+            loss.kd_weight = DistillationLoss._check_weight("kd_weight", kd_weight)
+        self.loss = loss
+        self.kd_warmup_epochs = kd_warmup_epochs
+        self.logits_key = logits_key
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = lr_scheduler
+        self.compile_models = compile
+        self.channels_last = channels_last
+        self.save_teacher = save_teacher
+        self.check_finite_steps = check_finite_steps
+
+        self.train_metrics = _accuracy(num_classes, "train/")
+        self.val_metrics = _accuracy(num_classes, "val/")
+        self.test_metrics = _accuracy(num_classes, "test/")
+        self.teacher_val_metrics = _accuracy(num_classes, "val/teacher_")
+        self.val_acc1_best = MaxMetric()
+        self._teacher_val_acc: dict[str, Tensor] | None = None
+        self._compiled_student: Callable[[Tensor], Any] | None = None
+        self._checked_models = False
+
+    # ----------------------------------------------------------------------------------------------------
+    # the teacher: outside the module tree, moved along with the module
+    @property
+    def teacher(self) -> nn.Module:
+        """The frozen teacher network."""
+        return self._teacher.module
+
+    def _apply(self, fn: Callable[[Tensor], Tensor], *args: Any, **kwargs: Any) -> DistillationModule:
+        super()._apply(fn, *args, **kwargs)
+        self._teacher.apply(fn)
+        return self
+
+    def unfreeze(self) -> DistillationModule:
+        """Unfreeze the student and the loss (the teacher stays frozen: it is not part of this module)."""
+        super().unfreeze()
+        self.teacher.eval().requires_grad_(False)
+        return self
+
+    # ----------------------------------------------------------------------------------------------------
+    # forward passes
+    def forward(self, x: Tensor) -> Tensor:
+        """The student's logits."""
+        if self.channels_last and x.ndim == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return extract_logits((self._compiled_student or self.student)(x), self.logits_key)
+
+    def teacher_logits(self, x: Tensor) -> Tensor:
+        """The teacher's logits for the student's input ``x`` (adapted by ``teacher_input``), no gradient."""
+        if self.teacher_input is not None:
+            x = self.teacher_input(x)
+        if self.channels_last and x.ndim == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return extract_logits(self._teacher(x), self.logits_key)
+
+    def setup(self, stage: str) -> None:
+        if isinstance(self.student, pl.LightningModule) and self._trainer is not None:
+            self.student.trainer = self.trainer  # its configure_optimizers may read trainer.max_epochs etc.
+        if self.channels_last:
+            self.student.to(memory_format=torch.channels_last)
+            self.teacher.to(memory_format=torch.channels_last)
+        if self.compile_models and self._compiled_student is None:
+            self._compiled_student = torch.compile(self.student)
+            self._teacher.compiled = torch.compile(self.teacher)
+
+    def _check_models(self, x: Tensor) -> None:
+        """Fail early, before the first update, when student and teacher don't fit together."""
+        s, t = self(x), self.teacher_logits(x)
+        if s.shape[1] != self.num_classes:
+            raise ValueError(
+                f"Expected the student to output {self.num_classes} classes (`num_classes`),"
+                f" but it outputs {s.shape[1]}."
+            )
+        if t.shape[1] != s.shape[1]:
+            raise ValueError(
+                f"Expected the teacher and the student to predict the same number of classes, but the teacher"
+                f" outputs {t.shape[1]} and the student {s.shape[1]}."
+            )
+        self._checked_models = True
+
+    # ----------------------------------------------------------------------------------------------------
+    # steps
+    def _compute(self, batch: Any) -> tuple[DistillationOutput, Tensor, Tensor, Tensor | None]:
+        x, target = split_batch(batch)
+        strong: dict[str, Tensor] = {}
+        if isinstance(x, tuple):
+            x, x_strong = x
+            strong = {"student_logits_strong": self(x_strong), "teacher_logits_strong": self.teacher_logits(x_strong)}
+        elif self.loss.needs_views:
+            raise ValueError(
+                f"Expected batches of ((x_weak, x_strong), y) for {type(self.loss.divergence).__name__}, but got a"
+                " single view. Use a DataModule with `strong_aug=True`."
+            )
+        student_logits, teacher_logits = self(x), self.teacher_logits(x)
+        if student_logits.shape[1] != teacher_logits.shape[1]:
+            raise ValueError(
+                f"Expected the teacher and the student to predict the same number of classes, but the teacher"
+                f" outputs {teacher_logits.shape[1]} and the student {student_logits.shape[1]}."
+            )
+        check = self.global_step < self.check_finite_steps
+        out = self.loss(
+            student_logits,
+            teacher_logits,
+            target,
+            kd_scale=kd_warmup(self.current_epoch + 1, self.kd_warmup_epochs),
+            check_finite=check,
+            **strong,
+        )
+        return out, student_logits, teacher_logits, target
+
+    def on_fit_start(self) -> None:
+        attach_parameters(self.trainer, self.loss.parameters())
+
+    def on_train_epoch_start(self) -> None:
+        self.loss.set_epoch(self.current_epoch + 1)
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        if not self._checked_models:
+            x, _ = split_batch(batch)
+            with torch.no_grad():
+                self._check_models(x[0] if isinstance(x, tuple) else x)
+
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+        out, student_logits, teacher_logits, target = self._compute(batch)
+        log: dict[str, Tensor | float] = {"train/loss": out.loss, "train/loss_kd": out.kd}
+        log.update({f"train/loss_{name}": value for name, value in out.parts.items() if name != "kd"})
+        log.update(self._logit_stats(student_logits, teacher_logits, out))
+        self.log_dict(log, on_step=True, on_epoch=True, batch_size=student_logits.shape[0])
+        self.log(
+            "train/kd_scale", kd_warmup(self.current_epoch + 1, self.kd_warmup_epochs), on_step=False, on_epoch=True
+        )
+        if target is not None:
+            self.train_metrics.update(student_logits.detach(), target)
+            self.log_dict(self.train_metrics, on_step=False, on_epoch=True)
+        return out.loss
+
+    @staticmethod
+    def _logit_stats(
+        student_logits: Tensor, teacher_logits: Tensor, out: DistillationOutput
+    ) -> dict[str, Tensor | float]:
+        s, t = student_logits.detach().float(), teacher_logits.float()
+        stats: dict[str, Tensor | float] = {
+            "train/student_logit_std": s.std(dim=1).mean(),
+            "train/student_logit_mean": s.mean(),
+            "train/teacher_logit_std": t.std(dim=1).mean(),
+            "train/teacher_logit_mean": t.mean(),
+            "train/agreement": (s.argmax(1) == t.argmax(1)).float().mean(),
+        }
+        temperature = out.temperature
+        if isinstance(temperature, Tensor):
+            temperature = temperature.float()
+            stats["train/temperature"] = temperature.mean()
+            if temperature.numel() > 1:
+                stats["train/temperature_min"] = temperature.min()
+                stats["train/temperature_max"] = temperature.max()
+        elif temperature is not None:
+            stats["train/temperature"] = float(temperature)
+        stats.update({f"train/{name}": float(value) for name, value in out.extra.items()})
+        return stats
+
+    def _evaluate(self, batch: Any, metrics: MetricCollection, stage: str) -> None:
+        x, target = split_batch(batch)
+        if isinstance(x, tuple):
+            x = x[0]
+        student_logits = self(x)
+        if target is None:
+            return
+        self.log(f"{stage}/loss", F.cross_entropy(student_logits.float(), target), batch_size=x.shape[0])
+        metrics.update(student_logits, target)
+        self.log_dict(metrics)
+        if stage == "val" and self._teacher_val_acc is None:
+            self.teacher_val_metrics.update(self.teacher_logits(x), target)
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self._evaluate(batch, self.val_metrics, "val")
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        self._evaluate(batch, self.test_metrics, "test")
+
+    def predict_step(self, batch: Any, batch_idx: int) -> Tensor:
+        x, _ = split_batch(batch)
+        return self(x[0] if isinstance(x, tuple) else x)
+
+    def on_validation_epoch_end(self) -> None:
+        if self._teacher_val_acc is None:
+            # The teacher is frozen and the validation data fixed: its accuracy is computed on the first full
+            # validation epoch and cached (the sanity check sees only a few batches, so it is not cached).
+            values = self.teacher_val_metrics.compute()
+            self.teacher_val_metrics.reset()
+            if not self.trainer.sanity_checking:
+                self._teacher_val_acc = values
+        else:
+            values = self._teacher_val_acc
+        self.log_dict({k: v for k, v in values.items()})
+        if not self.trainer.sanity_checking:
+            acc1 = self.val_metrics["acc1"].compute()
+            self.val_acc1_best.update(acc1)
+            self.log("val/acc1_best", self.val_acc1_best.compute())
+
+    # ----------------------------------------------------------------------------------------------------
+    # optimizers
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """The student's and the loss's (CTKD temperature) parameters that require grad."""
+        return [p for p in [*self.student.parameters(), *self.loss.parameters()] if p.requires_grad]
+
+    def configure_optimizers(self) -> Any:
+        if self.optimizer_factory is None and isinstance(self.student, pl.LightningModule):
+            overridden = type(self.student).configure_optimizers is not pl.LightningModule.configure_optimizers
+            if overridden:
+                return self.student.configure_optimizers()  # the loss's parameters join in on_fit_start
+        if self.optimizer_factory is None:
+            optimizer: torch.optim.Optimizer = torch.optim.SGD(
+                self.trainable_parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4
+            )
+        else:
+            optimizer = self.optimizer_factory(self.trainable_parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer), "interval": "epoch"},
+        }
+
+    # ----------------------------------------------------------------------------------------------------
+    # checkpoints and export
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.save_teacher:
+            checkpoint["teacher_state_dict"] = {k: v.detach().cpu() for k, v in self.teacher.state_dict().items()}
+
+    def on_load_checkpoint(self, checkpoint: Mapping[str, Any]) -> None:
+        saved = checkpoint.get("teacher_state_dict")
+        if saved is not None:
+            self.teacher.load_state_dict(saved)
+            self.teacher.eval().requires_grad_(False)
+
+    def export_student(self, path: str | Path) -> Path:
+        """Write the student's plain ``state_dict`` (loadable into the bare architecture, ``strict=True``).
+
+        Returns:
+            The path written.
+        """
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu().contiguous() for k, v in self.student.state_dict().items()}
+        torch.save(state, path)
+        return path

@@ -1,0 +1,244 @@
+"""The distillation objective: pre-process ∘ temperature policy ∘ divergence, plus cross-entropy.
+
+:class:`DistillationLoss` composes the three independent choices of a logit distillation method, so every
+combination is expressible without new code:
+
+==================  =========================================================================
+method              ``DistillationLoss(...)``
+==================  =========================================================================
+KD                  ``divergence="kd", temperature=4.0``
+KD + Z-score        ``divergence="kd", preprocess="zscore", temperature=2.0``
+CTKD (+ Z-score)    ``divergence="kd", temperature=CurriculumTemperature()`` (+ ``preprocess="zscore"``)
+max-logit           ``divergence="kd", preprocess="zscore", temperature=MaxLogitTemperature()``
+DKD (+ Z-score)     ``divergence=DKD(alpha=1, beta=8), temperature=4.0`` (+ ``preprocess="zscore"``)
+MLKD (+ Z-score)    ``divergence="mlkd", temperature=4.0`` (+ ``preprocess="zscore"``)
+DIST, TTM, WTTM     ``divergence="dist"``, ``divergence=TTM(gamma=0.25)``, ``divergence="wttm"``
+==================  =========================================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from lightning_kd._names import unknown_name_error
+from lightning_kd._precision import full_precision, upcast
+from lightning_kd._validation import check_logits_pair, check_target
+from lightning_kd.logits import PREPROCESSES
+from lightning_kd.losses.modules import Divergence, create_divergence
+from lightning_kd.temperature import FixedTemperature, TemperaturePolicy
+
+__all__ = ["DistillationLoss", "DistillationOutput"]
+
+
+@dataclass
+class DistillationOutput:
+    """What :class:`DistillationLoss` returns.
+
+    Attributes:
+        loss: The total, the sum of ``parts``.
+        parts: Named, weighted parts: ``"ce"`` (when a target was given and ``ce_weight > 0``) and the
+            divergence's parts (``"kd"``; ``"tckd"``/``"nckd"`` for DKD; ...), each already multiplied by its
+            weight.
+        kd: The sum of the distillation parts (everything but ``"ce"``).
+        temperature: The temperature in use: a float, a scalar tensor or a (batch, 1) tensor (detached).
+        extra: Scalars of the temperature policy worth logging (e.g. CTKD's ``lambda``).
+    """
+
+    loss: Tensor
+    parts: dict[str, Tensor]
+    kd: Tensor
+    temperature: float | Tensor | None
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+class DistillationLoss(nn.Module):
+    r"""A logit distillation objective: pre-process ∘ temperature ∘ divergence, weighted, plus CE.
+
+    .. math:: \mathcal{L} = w_{CE}\,\mathrm{CE}(z, y) + w_{KD}\cdot s \cdot
+        \mathcal{D}\big(P(z), P(v); T(P(z), P(v))\big)
+
+    with student logits :math:`z`, teacher logits :math:`v`, pre-process :math:`P` (identity or the Z-score
+    of :func:`~lightning_kd.logits.standardize`), temperature policy :math:`T`, divergence :math:`\mathcal{D}`
+    and a schedule factor :math:`s` (e.g. a warm-up) given per call.
+
+    Args:
+        divergence: A :class:`~lightning_kd.losses.Divergence` or its name (``"kd"``, ``"dkd"``, ``"mlkd"``,
+            ``"dist"``, ``"ttm"``, ``"wttm"``).
+        preprocess: ``"none"``, ``"zscore"`` (logit standardization), or a callable on logits.
+        temperature: A positive float, a :class:`~lightning_kd.temperature.TemperaturePolicy`, or ``None`` for
+            divergences that take no temperature (TTM/WTTM).
+        ce_weight: Weight of the cross-entropy on the ground truth (0 disables it).
+        kd_weight: Weight of the distillation parts.
+        divergence_kwargs: Hyperparameters when ``divergence`` is a name, e.g. ``{"alpha": 1, "beta": 8}``.
+
+    Raises:
+        ValueError: For an unknown divergence or pre-process name, negative weights, a temperature given to
+            a divergence that takes none, or a custom pre-process callable with MLKD.
+
+    Example:
+        >>> import torch
+        >>> loss = DistillationLoss("kd", preprocess="zscore", temperature=2.0, ce_weight=0.1, kd_weight=9.0)
+        >>> student, teacher = torch.randn(8, 10, requires_grad=True), torch.randn(8, 10)
+        >>> out = loss(student, teacher, torch.randint(0, 10, (8,)))
+        >>> sorted(out.parts)
+        ['ce', 'kd']
+        >>> out.loss.backward()
+    """
+
+    def __init__(
+        self,
+        divergence: str | Divergence = "kd",
+        *,
+        preprocess: str | Callable[[Tensor], Tensor] = "none",
+        temperature: float | TemperaturePolicy | None = 4.0,
+        ce_weight: float = 1.0,
+        kd_weight: float = 1.0,
+        divergence_kwargs: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        if isinstance(divergence, str):
+            divergence = create_divergence(divergence, **dict(divergence_kwargs or {}))
+        elif divergence_kwargs:
+            raise ValueError(
+                "Expected argument `divergence_kwargs` to be empty when `divergence` is an object, but got"
+                f" {dict(divergence_kwargs)}. Set the hyperparameters on the object."
+            )
+        if not isinstance(divergence, Divergence):
+            raise TypeError(
+                "Expected argument `divergence` to be a name or a lightning_kd.losses.Divergence, but got"
+                f" {type(divergence).__name__}."
+            )
+        self.divergence = divergence
+
+        if isinstance(preprocess, str):
+            if preprocess not in PREPROCESSES:
+                raise unknown_name_error("preprocess", preprocess, PREPROCESSES)
+            self.preprocess_name = preprocess
+            self._preprocess = PREPROCESSES[preprocess]
+        elif callable(preprocess):
+            if divergence.applies_preprocess:
+                raise ValueError(
+                    f"Expected argument `preprocess` to be 'none' or 'zscore' for {type(divergence).__name__},"
+                    " which applies the pre-process itself, but got a callable."
+                )
+            self.preprocess_name = getattr(preprocess, "__name__", "custom")
+            self._preprocess = preprocess
+        else:
+            raise TypeError(
+                f"Expected argument `preprocess` to be a name or a callable, but got {type(preprocess).__name__}."
+            )
+
+        self.temperature: TemperaturePolicy | None
+        if temperature is None:
+            if divergence.uses_temperature:
+                raise ValueError(
+                    f"Expected argument `temperature` to be a positive float or a TemperaturePolicy for"
+                    f" {type(divergence).__name__}, but got None."
+                )
+            self.temperature = None
+        elif not divergence.uses_temperature:
+            raise ValueError(
+                f"Expected argument `temperature` to be None for {type(divergence).__name__}, which takes no"
+                f" temperature, but got {temperature!r}."
+            )
+        elif isinstance(temperature, TemperaturePolicy):
+            self.temperature = temperature
+        else:
+            self.temperature = FixedTemperature(temperature)  # validates the value
+
+        self.ce_weight = self._check_weight("ce_weight", ce_weight)
+        self.kd_weight = self._check_weight("kd_weight", kd_weight)
+
+    @staticmethod
+    def _check_weight(name: str, value: float) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise ValueError(f"Expected argument `{name}` to be a non-negative float, but got {value!r}.")
+        return float(value)
+
+    @property
+    def needs_views(self) -> bool:
+        """Whether the divergence needs a weak and a strong view of each sample (MLKD)."""
+        return self.divergence.needs_views
+
+    def set_epoch(self, epoch: int) -> None:
+        """Forward the training epoch (counted from 1) to the temperature policy."""
+        if self.temperature is not None:
+            self.temperature.set_epoch(epoch)
+
+    def forward(
+        self,
+        student_logits: Tensor,
+        teacher_logits: Tensor,
+        target: Tensor | None = None,
+        *,
+        student_logits_strong: Tensor | None = None,
+        teacher_logits_strong: Tensor | None = None,
+        kd_scale: float = 1.0,
+        check_finite: bool = False,
+    ) -> DistillationOutput:
+        """Compute the weighted parts and their sum.
+
+        Args:
+            student_logits: Student logits, shape (batch, classes).
+            teacher_logits: Teacher logits, same shape (no gradient is taken through them).
+            target: Ground-truth class indices, shape (batch,); needed for CE and DKD.
+            student_logits_strong: Student logits on a strongly augmented view (MLKD).
+            teacher_logits_strong: Teacher logits on the strong view (MLKD).
+            kd_scale: A factor on the distillation parts, e.g. a warm-up from 0 to 1.
+            check_finite: Raise on NaN/Inf logits and check target values on accelerators too.
+
+        Returns:
+            A :class:`DistillationOutput`.
+        """
+        check_logits_pair(student_logits, teacher_logits, check_finite=check_finite)
+        if target is not None:
+            check_target(target, *student_logits.shape, check_values=check_finite)
+        elif self.divergence.needs_target:
+            raise ValueError(
+                f"Expected argument `target` to be a tensor of class indices for {type(self.divergence).__name__},"
+                " but got None."
+            )
+        teacher_logits = teacher_logits.detach()
+        if teacher_logits_strong is not None:
+            teacher_logits_strong = teacher_logits_strong.detach()
+
+        parts: dict[str, Tensor] = {}
+        if target is not None and self.ce_weight > 0:
+            ce_target = target.long()  # cross_entropy needs int64 indices; check_target accepts any integer dtype
+            with full_precision(student_logits):
+                ce = F.cross_entropy(upcast(student_logits), ce_target)
+                if student_logits_strong is not None:
+                    ce = ce + F.cross_entropy(upcast(student_logits_strong), ce_target)
+            parts["ce"] = self.ce_weight * ce
+
+        student_in, teacher_in = self._preprocess(student_logits), self._preprocess(teacher_logits)
+        temperature = None if self.temperature is None else self.temperature(student_in, teacher_in)
+        if self.divergence.applies_preprocess:
+            student_in, teacher_in = student_logits, teacher_logits
+        divergence_parts = self.divergence(
+            student_in,
+            teacher_in,
+            target=target,
+            temperature=1.0 if temperature is None else temperature,
+            student_logits_strong=student_logits_strong,
+            teacher_logits_strong=teacher_logits_strong,
+            standardize_logits=self.preprocess_name == "zscore",
+            check_finite=check_finite,
+        )
+        weight = self.kd_weight * kd_scale
+        kd_parts = {name: weight * value for name, value in divergence_parts.items()}
+        kd = torch.stack(list(kd_parts.values())).sum()
+        parts.update(kd_parts)
+        loss = kd + parts["ce"] if "ce" in parts else kd
+        shown = temperature.detach() if isinstance(temperature, Tensor) else temperature
+        extra = self.temperature.log_values() if self.temperature is not None else {}
+        return DistillationOutput(loss=loss, parts=parts, kd=kd, temperature=shown, extra=extra)
+
+    def extra_repr(self) -> str:
+        return f"preprocess={self.preprocess_name!r}, ce_weight={self.ce_weight}, kd_weight={self.kd_weight}"
