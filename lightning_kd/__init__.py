@@ -10,6 +10,7 @@ Lightning.
 from lightning_kd.callback import KnowledgeDistillation
 from lightning_kd.logits import standardize
 from lightning_kd.losses import DIST, DKD, KD, MLKD, TTM, dist, dkd, kd_kl, mlkd, ttm
+from lightning_kd.classifier import ClassifierModule
 from lightning_kd.module import DistillationModule
 from lightning_kd.objective import DistillationLoss, DistillationOutput
 from lightning_kd.teacher import TeacherInputAdapter, load_teacher
@@ -29,6 +30,7 @@ __all__ = [
     "KD",
     "MLKD",
     "TTM",
+    "ClassifierModule",
     "CurriculumTemperature",
     "DistillationLoss",
     "DistillationModule",

@@ -2,42 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
-from torchmetrics import MaxMetric, MetricCollection
-from torchmetrics.classification import MulticlassAccuracy
 
 from lightning_kd._batch import extract_logits, split_batch
 from lightning_kd._frozen import FrozenTeacher
 from lightning_kd._optim import attach_parameters
+from lightning_kd.classifier import ClassifierModule, OptimizerFactory, SchedulerFactory, _accuracy
 from lightning_kd.objective import DistillationLoss, DistillationOutput
 from lightning_kd.teacher import TeacherInputAdapter, load_teacher
 
-__all__ = ["DistillationModule"]
-
-OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
-SchedulerFactory = Callable[[torch.optim.Optimizer], Any]
-
-
-def _infer_num_classes(model: nn.Module) -> int | None:
-    value = getattr(model, "num_classes", None)
-    if isinstance(value, int):
-        return value
-    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    return linears[-1].out_features if linears else None
-
-
-def _accuracy(num_classes: int, prefix: str) -> MetricCollection:
-    metrics: dict[str, Any] = {"acc1": MulticlassAccuracy(num_classes, top_k=1, average="micro")}
-    if num_classes >= 5:
-        metrics["acc5"] = MulticlassAccuracy(num_classes, top_k=5, average="micro")
-    return MetricCollection(metrics, prefix=prefix)
+__all__ = ["DistillationModule", "kd_warmup"]
 
 
 def kd_warmup(epoch: int, warmup_epochs: int) -> float:
@@ -52,14 +32,15 @@ def kd_warmup(epoch: int, warmup_epochs: int) -> float:
     return 1.0 if warmup_epochs <= 0 else min(epoch / warmup_epochs, 1.0)
 
 
-class DistillationModule(pl.LightningModule):
+class DistillationModule(ClassifierModule):
     r"""Train a student to match a frozen teacher's logits, plus the ground truth.
 
     .. math:: \mathcal{L} = w_{CE}\,\mathrm{CE} + w_{KD} \cdot \mathrm{warmup}(e) \cdot \mathcal{L}_{KD}
 
     where :math:`\mathcal{L}_{KD}` comes from a :class:`~lightning_kd.DistillationLoss` (pre-process ∘
     temperature ∘ divergence). The teacher is held outside the module tree: it is never trained, never in
-    an optimizer, never saved unless asked (``save_teacher=True``), and always in eval mode.
+    an optimizer or DDP's buckets, never saved unless asked (``save_teacher=True``), always in eval mode, and
+    not reported by Lightning as a module left in eval mode. It follows the module's device and dtype.
 
     Args:
         student: The student: any ``nn.Module`` classifier or LightningModule, or a model name for
@@ -79,15 +60,15 @@ class DistillationModule(pl.LightningModule):
         teacher_input: Re-normalize/resize the student's input for the teacher.
         loss_kwargs: Arguments for ``DistillationLoss`` when ``loss`` is a name.
         optimizer: A factory ``params -> Optimizer`` (in YAML: ``class_path: torch.optim.SGD``...). When
-            omitted, a LightningModule student's own ``configure_optimizers`` is used, else SGD with the CIFAR
-            recipe of the literature (lr 0.05, momentum 0.9, weight decay 5e-4).
+            omitted, a LightningModule student's own ``configure_optimizers`` is used (the loss's parameters,
+            e.g. CTKD's temperature, join its first optimizer at fit start), else SGD with the CIFAR recipe of
+            the literature (lr 0.05, momentum 0.9, weight decay 5e-4).
         lr_scheduler: A factory ``optimizer -> LRScheduler``, stepped every epoch.
-        logits_key: Where the logits are in the models' outputs (see :func:`lightning_kd._batch.extract_logits`);
-            default: a tensor as is, the first item of a tuple, the ``"logits"`` entry of a dict.
+        logits_key: Where the logits are in the models' outputs (default: a tensor as is, the first item of a
+            tuple such as ``(logits, features)``, the ``"logits"`` entry of a dict).
         compile: ``torch.compile`` the student's and the teacher's forward.
-        channels_last: Use the channels-last memory format for models and image batches (faster convolutions
-            with mixed precision on GPUs).
-        save_teacher: Also store the teacher's weights in checkpoints.
+        channels_last: Use the channels-last memory format for models and image batches.
+        save_teacher: Also store the teacher's weights in checkpoints (under ``"teacher_state_dict"``).
         check_finite_steps: Check logits for NaN/Inf (and targets' range) during the first this-many steps.
 
     Example:
@@ -125,7 +106,17 @@ class DistillationModule(pl.LightningModule):
         save_teacher: bool = False,
         check_finite_steps: int = 1,
     ) -> None:
-        super().__init__()
+        super().__init__(
+            student,
+            num_classes=num_classes,
+            in_chans=in_chans,
+            model_kwargs=student_kwargs,
+            optimizer=optimizer,
+            lr_scheduler=lr_scheduler,
+            logits_key=logits_key,
+            compile=compile,
+            channels_last=channels_last,
+        )
         # Objects (modules, factories) stay out of the hyperparameters: checkpoints hold only plain values.
         objects = {"student": student, "teacher": teacher, "loss": loss}
         ignored = [k for k, v in objects.items() if not isinstance(v, str)]
@@ -134,29 +125,10 @@ class DistillationModule(pl.LightningModule):
             raise ValueError(
                 f"Expected argument `kd_warmup_epochs` to be a non-negative integer, but got {kd_warmup_epochs}."
             )
-        if isinstance(student, str):
-            if num_classes is None:
-                raise ValueError(
-                    "Expected argument `num_classes` to be given with a student built by name"
-                    f" ({student!r}), but got None."
-                )
-            from lightning_kd.models import create_model
-
-            student = create_model(student, num_classes=num_classes, in_chans=in_chans, **(student_kwargs or {}))
-        if not isinstance(student, nn.Module):
-            raise TypeError(
-                f"Expected argument `student` to be an nn.Module or a model name, but got {type(student).__name__}."
-            )
-        self.student = student
-        num_classes = num_classes or _infer_num_classes(student)
-        if num_classes is None:
-            raise ValueError("Could not infer the number of classes from the student: pass `num_classes`.")
-        self.num_classes = num_classes
-
         teacher_module = load_teacher(
             teacher,
             arch=teacher_arch,
-            num_classes=num_classes if teacher_arch else None,
+            num_classes=self.num_classes if teacher_arch else None,
             in_chans=in_chans,
             arch_kwargs=teacher_kwargs,
             weights_only=teacher_weights_only,
@@ -181,25 +153,19 @@ class DistillationModule(pl.LightningModule):
             loss.kd_weight = DistillationLoss._check_weight("kd_weight", kd_weight)
         self.loss = loss
         self.kd_warmup_epochs = kd_warmup_epochs
-        self.logits_key = logits_key
-        self.optimizer_factory = optimizer
-        self.scheduler_factory = lr_scheduler
-        self.compile_models = compile
-        self.channels_last = channels_last
         self.save_teacher = save_teacher
         self.check_finite_steps = check_finite_steps
-
-        self.train_metrics = _accuracy(num_classes, "train/")
-        self.val_metrics = _accuracy(num_classes, "val/")
-        self.test_metrics = _accuracy(num_classes, "test/")
-        self.teacher_val_metrics = _accuracy(num_classes, "val/teacher_")
-        self.val_acc1_best = MaxMetric()
+        self.teacher_val_metrics = _accuracy(self.num_classes, "val/teacher_")
         self._teacher_val_acc: dict[str, Tensor] | None = None
-        self._compiled_student: Callable[[Tensor], Any] | None = None
         self._checked_models = False
 
     # ----------------------------------------------------------------------------------------------------
-    # the teacher: outside the module tree, moved along with the module
+    # student and teacher
+    @property
+    def student(self) -> nn.Module:
+        """The student network (stored as ``model``, so checkpoints hold it under ``model.*``)."""
+        return self.model
+
     @property
     def teacher(self) -> nn.Module:
         """The frozen teacher network."""
@@ -216,14 +182,6 @@ class DistillationModule(pl.LightningModule):
         self.teacher.eval().requires_grad_(False)
         return self
 
-    # ----------------------------------------------------------------------------------------------------
-    # forward passes
-    def forward(self, x: Tensor) -> Tensor:
-        """The student's logits."""
-        if self.channels_last and x.ndim == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return extract_logits((self._compiled_student or self.student)(x), self.logits_key)
-
     def teacher_logits(self, x: Tensor) -> Tensor:
         """The teacher's logits for the student's input ``x`` (adapted by ``teacher_input``), no gradient."""
         if self.teacher_input is not None:
@@ -233,13 +191,12 @@ class DistillationModule(pl.LightningModule):
         return extract_logits(self._teacher(x), self.logits_key)
 
     def setup(self, stage: str) -> None:
-        if isinstance(self.student, pl.LightningModule) and self._trainer is not None:
-            self.student.trainer = self.trainer  # its configure_optimizers may read trainer.max_epochs etc.
+        if isinstance(self.model, pl.LightningModule) and self._trainer is not None:
+            self.model.trainer = self.trainer  # its configure_optimizers may read trainer.max_epochs etc.
+        super().setup(stage)
         if self.channels_last:
-            self.student.to(memory_format=torch.channels_last)
             self.teacher.to(memory_format=torch.channels_last)
-        if self.compile_models and self._compiled_student is None:
-            self._compiled_student = torch.compile(self.student)
+        if self.compile_models and self._teacher.compiled is None:
             self._teacher.compiled = torch.compile(self.teacher)
 
     def _check_models(self, x: Tensor) -> None:
@@ -252,14 +209,15 @@ class DistillationModule(pl.LightningModule):
             )
         if t.shape[1] != s.shape[1]:
             raise ValueError(
-                f"Expected the teacher and the student to predict the same number of classes, but the teacher"
+                "Expected the teacher and the student to predict the same number of classes, but the teacher"
                 f" outputs {t.shape[1]} and the student {s.shape[1]}."
             )
         self._checked_models = True
 
     # ----------------------------------------------------------------------------------------------------
-    # steps
-    def _compute(self, batch: Any) -> tuple[DistillationOutput, Tensor, Tensor, Tensor | None]:
+    # training
+    def compute_loss(self, batch: Any) -> tuple[DistillationOutput, Tensor, Tensor, Tensor | None]:
+        """The distillation objective on one batch: the loss output, student and teacher logits, target."""
         x, target = split_batch(batch)
         strong: dict[str, Tensor] = {}
         if isinstance(x, tuple):
@@ -271,18 +229,12 @@ class DistillationModule(pl.LightningModule):
                 " single view. Use a DataModule with `strong_aug=True`."
             )
         student_logits, teacher_logits = self(x), self.teacher_logits(x)
-        if student_logits.shape[1] != teacher_logits.shape[1]:
-            raise ValueError(
-                f"Expected the teacher and the student to predict the same number of classes, but the teacher"
-                f" outputs {teacher_logits.shape[1]} and the student {student_logits.shape[1]}."
-            )
-        check = self.global_step < self.check_finite_steps
         out = self.loss(
             student_logits,
             teacher_logits,
             target,
             kd_scale=kd_warmup(self.current_epoch + 1, self.kd_warmup_epochs),
-            check_finite=check,
+            check_finite=self.global_step < self.check_finite_steps,
             **strong,
         )
         return out, student_logits, teacher_logits, target
@@ -300,14 +252,12 @@ class DistillationModule(pl.LightningModule):
                 self._check_models(x[0] if isinstance(x, tuple) else x)
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
-        out, student_logits, teacher_logits, target = self._compute(batch)
+        out, student_logits, teacher_logits, target = self.compute_loss(batch)
         log: dict[str, Tensor | float] = {"train/loss": out.loss, "train/loss_kd": out.kd}
         log.update({f"train/loss_{name}": value for name, value in out.parts.items() if name != "kd"})
         log.update(self._logit_stats(student_logits, teacher_logits, out))
         self.log_dict(log, on_step=True, on_epoch=True, batch_size=student_logits.shape[0])
-        self.log(
-            "train/kd_scale", kd_warmup(self.current_epoch + 1, self.kd_warmup_epochs), on_step=False, on_epoch=True
-        )
+        self.log("train/kd_scale", kd_warmup(self.current_epoch + 1, self.kd_warmup_epochs), on_epoch=True)
         if target is not None:
             self.train_metrics.update(student_logits.detach(), target)
             self.log_dict(self.train_metrics, on_step=False, on_epoch=True)
@@ -337,28 +287,12 @@ class DistillationModule(pl.LightningModule):
         stats.update({f"train/{name}": float(value) for name, value in out.extra.items()})
         return stats
 
-    def _evaluate(self, batch: Any, metrics: MetricCollection, stage: str) -> None:
-        x, target = split_batch(batch)
-        if isinstance(x, tuple):
-            x = x[0]
-        student_logits = self(x)
-        if target is None:
-            return
-        self.log(f"{stage}/loss", F.cross_entropy(student_logits.float(), target), batch_size=x.shape[0])
-        metrics.update(student_logits, target)
-        self.log_dict(metrics)
-        if stage == "val" and self._teacher_val_acc is None:
-            self.teacher_val_metrics.update(self.teacher_logits(x), target)
-
+    # ----------------------------------------------------------------------------------------------------
+    # evaluation: the student's metrics (base class) and the teacher's, computed once
     def validation_step(self, batch: Any, batch_idx: int) -> None:
-        self._evaluate(batch, self.val_metrics, "val")
-
-    def test_step(self, batch: Any, batch_idx: int) -> None:
-        self._evaluate(batch, self.test_metrics, "test")
-
-    def predict_step(self, batch: Any, batch_idx: int) -> Tensor:
-        x, _ = split_batch(batch)
-        return self(x[0] if isinstance(x, tuple) else x)
+        x = self._evaluate(batch, self.val_metrics, "val")
+        if x is not None and self._teacher_val_acc is None:
+            self.teacher_val_metrics.update(self.teacher_logits(x), split_batch(batch)[1])
 
     def on_validation_epoch_end(self) -> None:
         if self._teacher_val_acc is None:
@@ -370,35 +304,24 @@ class DistillationModule(pl.LightningModule):
                 self._teacher_val_acc = values
         else:
             values = self._teacher_val_acc
-        self.log_dict({k: v for k, v in values.items()})
-        if not self.trainer.sanity_checking:
-            acc1 = self.val_metrics["acc1"].compute()
-            self.val_acc1_best.update(acc1)
-            self.log("val/acc1_best", self.val_acc1_best.compute())
+        self.log_dict(dict(values))
+        super().on_validation_epoch_end()
 
     # ----------------------------------------------------------------------------------------------------
     # optimizers
     def trainable_parameters(self) -> list[nn.Parameter]:
         """The student's and the loss's (CTKD temperature) parameters that require grad."""
-        return [p for p in [*self.student.parameters(), *self.loss.parameters()] if p.requires_grad]
+        return [p for p in [*self.model.parameters(), *self.loss.parameters()] if p.requires_grad]
 
     def configure_optimizers(self) -> Any:
-        if self.optimizer_factory is None and isinstance(self.student, pl.LightningModule):
-            overridden = type(self.student).configure_optimizers is not pl.LightningModule.configure_optimizers
-            if overridden:
-                return self.student.configure_optimizers()  # the loss's parameters join in on_fit_start
-        if self.optimizer_factory is None:
-            optimizer: torch.optim.Optimizer = torch.optim.SGD(
-                self.trainable_parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4
-            )
-        else:
-            optimizer = self.optimizer_factory(self.trainable_parameters())
-        if self.scheduler_factory is None:
-            return optimizer
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer), "interval": "epoch"},
-        }
+        student = self.model
+        if (
+            self.optimizer_factory is None
+            and isinstance(student, pl.LightningModule)
+            and type(student).configure_optimizers is not pl.LightningModule.configure_optimizers
+        ):
+            return student.configure_optimizers()  # the loss's parameters join its first optimizer in on_fit_start
+        return super().configure_optimizers()
 
     # ----------------------------------------------------------------------------------------------------
     # checkpoints and export
@@ -413,13 +336,9 @@ class DistillationModule(pl.LightningModule):
             self.teacher.eval().requires_grad_(False)
 
     def export_student(self, path: str | Path) -> Path:
-        """Write the student's plain ``state_dict`` (loadable into the bare architecture, ``strict=True``).
+        """Write the student's plain ``state_dict`` (loadable into the bare architecture with ``strict=True``).
 
         Returns:
             The path written.
         """
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().cpu().contiguous() for k, v in self.student.state_dict().items()}
-        torch.save(state, path)
-        return path
+        return self.export(path)
