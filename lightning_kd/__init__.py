@@ -8,9 +8,9 @@ Lightning.
 """
 
 from lightning_kd.callback import KnowledgeDistillation
+from lightning_kd.classifier import ClassifierModule
 from lightning_kd.logits import standardize
 from lightning_kd.losses import DIST, DKD, KD, MLKD, TTM, dist, dkd, kd_kl, mlkd, ttm
-from lightning_kd.classifier import ClassifierModule
 from lightning_kd.module import DistillationModule
 from lightning_kd.objective import DistillationLoss, DistillationOutput
 from lightning_kd.teacher import TeacherInputAdapter, load_teacher
