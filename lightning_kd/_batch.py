@@ -59,8 +59,9 @@ def split_batch(batch: Any) -> tuple[Tensor | tuple[Tensor, Tensor], Tensor | No
             return x, y
     raise ValueError(
         "Expected argument `batch` to be (inputs, targets), ((weak, strong), targets) or a dict with an"
-        f" 'image'/'input' and a 'label'/'target' key, but got {_describe(batch)}. Pass `get_input` (and"
-        " `get_target`) to say how to read your batches."
+        f" 'image'/'input' and a 'label'/'target' key, but got {_describe(batch)}. Give the batches one of these"
+        " layouts (e.g. with the DataLoader's `collate_fn`), or, with the KnowledgeDistillation callback, pass"
+        " `get_input` (and `get_target`) to say how to read them."
     )
 
 
@@ -70,7 +71,9 @@ def extract_logits(output: Any, key: str | int | Callable[[Any], Tensor] | None 
     Args:
         output: What the model's forward returned.
         key: ``None`` for the default rule (a tensor as is; the first item of a tuple/list; the ``"logits"``
-            entry of a dict), a dict key or tuple index, or a callable mapping the output to the logits.
+            entry of a dict), a dict key or tuple index (a tensor output is still taken as is, so one key serves
+            a student returning a dict and a teacher returning a tensor), or a callable mapping the output to
+            the logits.
 
     Raises:
         ValueError: If no logits tensor of shape (batch, classes) can be found; the message says what the
@@ -86,13 +89,13 @@ def extract_logits(output: Any, key: str | int | Callable[[Any], Tensor] | None 
     """
     if callable(key):
         found: Any = key(output)
+    elif isinstance(output, Tensor):
+        found = output  # a tensor is the logits: a key or index applies to tuples and dicts (e.g. the teacher's)
     elif key is not None:
         try:
             found = output[key]
         except (KeyError, IndexError, TypeError):
             found = None
-    elif isinstance(output, Tensor):
-        found = output
     elif isinstance(output, Mapping):
         found = output.get("logits")
     elif isinstance(output, (tuple, list)) and output:

@@ -33,7 +33,7 @@ class FrozenTeacher:
         if self.module.training:  # someone called .train() on the teacher itself
             self.module.eval()
         with torch.no_grad():
-            return (self.compiled or self.module)(x)
+            return (self.compiled if self.compiled is not None else self.module)(x)
 
     def apply(self, fn: Callable[[Tensor], Tensor]) -> None:
         """Apply a tensor function (device/dtype move) to the teacher's parameters and buffers."""

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from lightning_kd._batch import extract_logits, split_batch
 from lightning_kd._frozen import FrozenTeacher
+from lightning_kd._logging import is_logging_step
 from lightning_kd._optim import attach_parameters
 from lightning_kd.module import kd_warmup
 from lightning_kd.objective import DistillationLoss
@@ -155,6 +156,13 @@ class KnowledgeDistillation(pl.Callback):
         if self.teacher_input is not None:
             self.teacher_input.to(pl_module.device)
         self.loss.to(pl_module.device)
+        with torch.no_grad():
+            # `ddp_spawn` on CPU passes the callback to its processes with every tensor in shared memory, and
+            # Lightning un-shares only the LightningModule's: each process would then step the same CTKD
+            # parameter. Give each process its own copy (the read-only teacher may stay shared).
+            for tensor in (*self.loss.parameters(), *self.loss.buffers()):
+                if tensor.is_shared():
+                    tensor.data = tensor.data.clone()
         attach_parameters(trainer, self.loss.parameters())
         self._module = pl_module
         self._hook = self._watched(pl_module).register_forward_hook(self._capture)
@@ -181,6 +189,10 @@ class KnowledgeDistillation(pl.Callback):
         self._restore()
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self._restore()
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        # A failed fit skips on_fit_end and teardown: leave the module as it was all the same.
         self._restore()
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -239,8 +251,11 @@ class KnowledgeDistillation(pl.Callback):
                 check_finite=check,
             )
             kd_total = out.kd if kd_total is None else kd_total + out.kd
-            self._log(pl_module, out.kd, student_logits, teacher_logits, out.temperature, out.extra)
         assert kd_total is not None
+        batch_size = student_logits.shape[0]
+        pl_module.log("train/loss_kd", kd_total.detach(), on_step=True, on_epoch=True, batch_size=batch_size)
+        if is_logging_step(trainer):  # diagnostics of the step's last forward call
+            self._log_diagnostics(pl_module, student_logits, teacher_logits, out.temperature, out.extra)
         if isinstance(result, Tensor):
             return result + kd_total
         if isinstance(result, dict) and isinstance(result.get("loss"), Tensor):
@@ -264,10 +279,9 @@ class KnowledgeDistillation(pl.Callback):
             )
         return target
 
-    def _log(
+    def _log_diagnostics(
         self,
         pl_module: pl.LightningModule,
-        kd: Tensor,
         student_logits: Tensor,
         teacher_logits: Tensor,
         temperature: float | Tensor | None,
@@ -275,7 +289,6 @@ class KnowledgeDistillation(pl.Callback):
     ) -> None:
         batch_size = student_logits.shape[0]
         values: dict[str, Tensor | float] = {
-            "train/loss_kd": kd.detach(),
             "train/agreement": (student_logits.detach().argmax(1) == teacher_logits.argmax(1)).float().mean(),
         }
         if isinstance(temperature, Tensor):
@@ -283,7 +296,7 @@ class KnowledgeDistillation(pl.Callback):
         elif temperature is not None:
             values["train/temperature"] = float(temperature)
         values.update({f"train/{k}": v for k, v in extra.items()})
-        pl_module.log_dict(values, on_step=True, on_epoch=True, batch_size=batch_size)
+        pl_module.log_dict(values, on_step=True, on_epoch=False, batch_size=batch_size)
 
     # ----------------------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

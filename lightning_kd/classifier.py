@@ -79,8 +79,8 @@ class ClassifierModule(pl.LightningModule):
         >>> import torch
         >>> from torch import nn
         >>> module = ClassifierModule(nn.Linear(16, 4))
-        >>> module.training_step((torch.randn(8, 16), torch.randint(0, 4, (8,))), 0).shape
-        torch.Size([])
+        >>> module(torch.randn(8, 16)).shape
+        torch.Size([8, 4])
     """
 
     def __init__(
@@ -115,18 +115,24 @@ class ClassifierModule(pl.LightningModule):
         self.val_metrics = _accuracy(num_classes, "val/")
         self.test_metrics = _accuracy(num_classes, "test/")
         self.val_acc1_best = MaxMetric()
+        self.val_acc1_best.persistent(True)  # in checkpoints, so "best" survives a resume
 
     def forward(self, x: Tensor) -> Tensor:
         """The model's logits."""
         if self.channels_last and x.ndim == 4:
             x = x.contiguous(memory_format=torch.channels_last)
-        return extract_logits((self._compiled or self.model)(x), self.logits_key)
+        # not `or`: bool() of a compiled module raises
+        network = self._compiled if self._compiled is not None else self.model
+        return extract_logits(network(x), self.logits_key)
 
     def setup(self, stage: str) -> None:
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
         if self.compile_models and self._compiled is None:
-            self._compiled = torch.compile(self.model)
+            # Kept out of the module tree (not registered as a submodule): registered, the compiled wrapper
+            # would put a second copy of the weights ("_compiled._orig_mod.*") into state_dict and checkpoints,
+            # which then would not load into a module that is not compiled (yet), e.g. in load_from_checkpoint.
+            self.__dict__["_compiled"] = torch.compile(self.model)
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
         x, target = split_batch(batch)
@@ -137,11 +143,16 @@ class ClassifierModule(pl.LightningModule):
             )
         logits = [self(v) for v in views]
         loss = torch.stack([F.cross_entropy(lg.float(), target) for lg in logits]).sum()
-        self.log("train/loss", loss, on_step=True, on_epoch=True, batch_size=target.shape[0])
-        self.log("train/loss_ce", loss, on_step=False, on_epoch=True, batch_size=target.shape[0])
+        self.log_dict(
+            {"train/loss": loss, "train/loss_ce": loss}, on_step=True, on_epoch=True, batch_size=target.shape[0]
+        )
         self.train_metrics.update(logits[0].detach(), target)
-        self.log_dict(self.train_metrics, on_step=False, on_epoch=True)
         return loss
+
+    def on_train_epoch_end(self) -> None:
+        # Accuracy is accumulated by torchmetrics every step and logged once per epoch (DDP-synced in compute).
+        self.log_dict(self.train_metrics.compute())
+        self.train_metrics.reset()
 
     def _evaluate(self, batch: Any, metrics: MetricCollection, stage: str) -> Tensor | None:
         x, target = split_batch(batch)
@@ -152,7 +163,6 @@ class ClassifierModule(pl.LightningModule):
             return None
         self.log(f"{stage}/loss", F.cross_entropy(logits.float(), target), batch_size=x.shape[0])
         metrics.update(logits, target)
-        self.log_dict(metrics)
         return x
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
@@ -166,9 +176,16 @@ class ClassifierModule(pl.LightningModule):
         return self(x[0] if isinstance(x, tuple) else x)
 
     def on_validation_epoch_end(self) -> None:
+        values = self.val_metrics.compute()
+        self.val_metrics.reset()
+        self.log_dict(values)
         if not self.trainer.sanity_checking:
-            self.val_acc1_best.update(self.val_metrics["acc1"].compute())
+            self.val_acc1_best.update(values["val/acc1"])
             self.log("val/acc1_best", self.val_acc1_best.compute())
+
+    def on_test_epoch_end(self) -> None:
+        self.log_dict(self.test_metrics.compute())
+        self.test_metrics.reset()
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         """The parameters the optimizer updates."""

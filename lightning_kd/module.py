@@ -12,6 +12,7 @@ from torch import Tensor, nn
 
 from lightning_kd._batch import extract_logits, split_batch
 from lightning_kd._frozen import FrozenTeacher
+from lightning_kd._logging import is_logging_step
 from lightning_kd._optim import attach_parameters
 from lightning_kd.classifier import ClassifierModule, OptimizerFactory, SchedulerFactory, _accuracy
 from lightning_kd.objective import DistillationLoss, DistillationOutput
@@ -77,8 +78,10 @@ class DistillationModule(ClassifierModule):
         >>> student, teacher = nn.Linear(16, 4), nn.Linear(16, 4)
         >>> module = DistillationModule(student, teacher, DistillationLoss("kd", temperature=4.0),
         ...                             ce_weight=0.1, kd_weight=0.9)
-        >>> module.training_step((torch.randn(8, 16), torch.randint(0, 4, (8,))), 0).shape
-        torch.Size([])
+        >>> out, student_logits, teacher_logits, target = module.compute_loss(
+        ...     (torch.randn(8, 16), torch.randint(0, 4, (8,))))
+        >>> sorted(out.parts), out.loss.shape
+        (['ce', 'kd'], torch.Size([]))
     """
 
     def __init__(
@@ -199,9 +202,8 @@ class DistillationModule(ClassifierModule):
         if self.compile_models and self._teacher.compiled is None:
             self._teacher.compiled = torch.compile(self.teacher)
 
-    def _check_models(self, x: Tensor) -> None:
+    def _check_logits(self, s: Tensor, t: Tensor) -> None:
         """Fail early, before the first update, when student and teacher don't fit together."""
-        s, t = self(x), self.teacher_logits(x)
         if s.shape[1] != self.num_classes:
             raise ValueError(
                 f"Expected the student to output {self.num_classes} classes (`num_classes`),"
@@ -213,6 +215,11 @@ class DistillationModule(ClassifierModule):
                 f" outputs {t.shape[1]} and the student {s.shape[1]}."
             )
         self._checked_models = True
+
+    def _check_models(self, x: Tensor) -> None:
+        """Run both models on ``x`` (no gradient) and check that their logits fit together."""
+        with torch.no_grad():
+            self._check_logits(self(x), self.teacher_logits(x))
 
     # ----------------------------------------------------------------------------------------------------
     # training
@@ -229,6 +236,10 @@ class DistillationModule(ClassifierModule):
                 " single view. Use a DataModule with `strong_aug=True`."
             )
         student_logits, teacher_logits = self(x), self.teacher_logits(x)
+        if not self._checked_models:
+            # Checked on the logits of the step itself: an extra forward pass in train mode would update the
+            # student's BatchNorm statistics (and consume dropout randomness) outside of training.
+            self._check_logits(student_logits, teacher_logits)
         out = self.loss(
             student_logits,
             teacher_logits,
@@ -240,27 +251,28 @@ class DistillationModule(ClassifierModule):
         return out, student_logits, teacher_logits, target
 
     def on_fit_start(self) -> None:
+        self._teacher_val_acc = None
         attach_parameters(self.trainer, self.loss.parameters())
 
     def on_train_epoch_start(self) -> None:
         self.loss.set_epoch(self.current_epoch + 1)
 
-    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
-        if not self._checked_models:
-            x, _ = split_batch(batch)
-            with torch.no_grad():
-                self._check_models(x[0] if isinstance(x, tuple) else x)
-
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
         out, student_logits, teacher_logits, target = self.compute_loss(batch)
-        log: dict[str, Tensor | float] = {"train/loss": out.loss, "train/loss_kd": out.kd}
-        log.update({f"train/loss_{name}": value for name, value in out.parts.items() if name != "kd"})
-        log.update(self._logit_stats(student_logits, teacher_logits, out))
-        self.log_dict(log, on_step=True, on_epoch=True, batch_size=student_logits.shape[0])
-        self.log("train/kd_scale", kd_warmup(self.current_epoch + 1, self.kd_warmup_epochs), on_epoch=True)
+        batch_size = student_logits.shape[0]
+        losses = {"train/loss": out.loss, "train/loss_kd": out.kd}
+        if "ce" in out.parts:
+            losses["train/loss_ce"] = out.parts["ce"]
+        self.log_dict(losses, on_step=True, on_epoch=True, batch_size=batch_size)
+        if is_logging_step(self._trainer):
+            diagnostics: dict[str, Tensor | float] = {
+                f"train/loss_{name}": value for name, value in out.parts.items() if name not in ("ce", "kd")
+            }
+            diagnostics.update(self._logit_stats(student_logits, teacher_logits, out))
+            diagnostics["train/kd_scale"] = kd_warmup(self.current_epoch + 1, self.kd_warmup_epochs)
+            self.log_dict(diagnostics, on_step=True, on_epoch=False, batch_size=batch_size)
         if target is not None:
             self.train_metrics.update(student_logits.detach(), target)
-            self.log_dict(self.train_metrics, on_step=False, on_epoch=True)
         return out.loss
 
     @staticmethod
@@ -289,6 +301,19 @@ class DistillationModule(ClassifierModule):
 
     # ----------------------------------------------------------------------------------------------------
     # evaluation: the student's metrics (base class) and the teacher's, computed once
+    def on_validation_start(self) -> None:
+        # The cached teacher accuracy belongs to the validation data of one fit; a separate `validate` call may
+        # bring other data, so it computes the teacher's accuracy afresh.
+        if self.trainer.state.fn != "fit":
+            self._teacher_val_acc = None
+
+    def on_validation_batch_start(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+        # Validation (e.g. Lightning's sanity check) may come before the first training step: check there too,
+        # before the metrics see logits of the wrong shape. The models are in eval mode: no side effects.
+        if not self._checked_models:
+            x, _ = split_batch(batch)
+            self._check_models(x[0] if isinstance(x, tuple) else x)
+
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         x = self._evaluate(batch, self.val_metrics, "val")
         if x is not None and self._teacher_val_acc is None:

@@ -12,7 +12,7 @@ CTKD (+ Z-score)    ``divergence="kd", temperature=CurriculumTemperature()`` (+ 
 max-logit           ``divergence="kd", preprocess="zscore", temperature=MaxLogitTemperature()``
 DKD (+ Z-score)     ``divergence=DKD(alpha=1, beta=8), temperature=4.0`` (+ ``preprocess="zscore"``)
 MLKD (+ Z-score)    ``divergence="mlkd", temperature=4.0`` (+ ``preprocess="zscore"``)
-DIST, TTM, WTTM     ``divergence="dist"``, ``divergence=TTM(gamma=0.25)``, ``divergence="wttm"``
+DIST, TTM, WTTM     ``divergence="dist"``; ``divergence=TTM(gamma=0.25), temperature=None``
 ==================  =========================================================================
 """
 

@@ -9,8 +9,9 @@ The checkpoint formats read by :func:`load_teacher`:
 * a pickled ``nn.Module``.
 
 Key prefixes added by wrappers (``module.`` from DataParallel/DDP, ``model.``/``net.`` from LightningModules
-holding the network as an attribute, ``student.`` from a :class:`~lightning_kd.DistillationModule`, so a
-distilled student can teach) are removed when that makes the keys match the architecture.
+holding the network as an attribute — a :class:`~lightning_kd.DistillationModule` checkpoint holds its student
+under ``model.``, so a distilled student can teach — and ``student.``/``_orig_mod.``) are removed when that
+makes the keys match the architecture.
 """
 
 from __future__ import annotations
