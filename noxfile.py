@@ -17,7 +17,7 @@ TORCH = ["torch==2.14.1", "torchvision==0.29.1"]
 @nox.session
 def tests(session: nox.Session) -> None:
     """Run the test suite (unit, integration, doctests of the package) on the CPU."""
-    session.install(*TORCH, "-e", ".[test]")
+    session.install(*TORCH, "-e", ".[test,docs]")  # docs: the suite also builds the site once
     session.run("pytest", "-q", *session.posargs, env={"OMP_NUM_THREADS": "2"})
 
 

@@ -65,7 +65,7 @@ class KnowledgeDistillation(pl.Callback):
 
     def __init__(
         self,
-        teacher: nn.Module | str,
+        teacher: str | nn.Module,
         loss: DistillationLoss | str = "kd",
         *,
         kd_weight: float | None = None,

@@ -85,7 +85,8 @@ class ClassifierModule(pl.LightningModule):
 
     def __init__(
         self,
-        model: nn.Module | str,
+        model: str | nn.Module,  # str first: jsonargparse tries a union in order, and would read a
+        # model name such as "MobileNetV2" as the class path of an unrelated class
         *,
         num_classes: int | None = None,
         in_chans: int = 3,

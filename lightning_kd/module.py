@@ -86,8 +86,8 @@ class DistillationModule(ClassifierModule):
 
     def __init__(
         self,
-        student: nn.Module | str,
-        teacher: nn.Module | str,
+        student: str | nn.Module,
+        teacher: str | nn.Module,
         loss: DistillationLoss | str = "kd",
         *,
         ce_weight: float | None = None,
