@@ -14,7 +14,7 @@ from lightning_kd._frozen import FrozenTeacher
 from lightning_kd._logging import is_logging_step
 from lightning_kd._optim import attach_parameters
 from lightning_kd.module import kd_warmup
-from lightning_kd.objective import DistillationLoss
+from lightning_kd.objective import DistillationLoss, build_loss
 from lightning_kd.teacher import TeacherInputAdapter, load_teacher
 
 __all__ = ["KnowledgeDistillation"]
@@ -86,22 +86,12 @@ class KnowledgeDistillation(pl.Callback):
             raise ValueError(
                 f"Expected argument `kd_warmup_epochs` to be a non-negative integer, but got {kd_warmup_epochs}."
             )
-        if isinstance(loss, str):
-            loss = DistillationLoss(loss, **(loss_kwargs or {}))
-        elif loss_kwargs:
-            raise ValueError("Expected argument `loss_kwargs` to be empty when `loss` is an object.")
-        if not isinstance(loss, DistillationLoss):
-            raise TypeError(
-                "Expected argument `loss` to be a DistillationLoss or a divergence name,"
-                f" but got {type(loss).__name__}."
-            )
+        loss = build_loss(loss, loss_kwargs, kd_weight=kd_weight)
         if loss.needs_views:
             raise ValueError(
                 f"Expected a single-view divergence for the callback, but got {type(loss.divergence).__name__},"
                 " which needs weak and strong views: use DistillationModule for it."
             )
-        if kd_weight is not None:
-            loss.kd_weight = DistillationLoss._check_weight("kd_weight", kd_weight)
         self.loss = loss
         self._teacher = FrozenTeacher(
             load_teacher(

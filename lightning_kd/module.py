@@ -15,7 +15,7 @@ from lightning_kd._frozen import FrozenTeacher
 from lightning_kd._logging import is_logging_step
 from lightning_kd._optim import attach_parameters
 from lightning_kd.classifier import ClassifierModule, OptimizerFactory, SchedulerFactory, _accuracy
-from lightning_kd.objective import DistillationLoss, DistillationOutput
+from lightning_kd.objective import DistillationLoss, DistillationOutput, build_loss
 from lightning_kd.teacher import TeacherInputAdapter, load_teacher
 
 __all__ = ["DistillationModule", "kd_warmup"]
@@ -139,22 +139,7 @@ class DistillationModule(ClassifierModule):
         self._teacher = FrozenTeacher(teacher_module)
         self.teacher_input = teacher_input
 
-        if isinstance(loss, str):
-            loss = DistillationLoss(loss, **(loss_kwargs or {}))
-        elif loss_kwargs:
-            raise ValueError(
-                "Expected argument `loss_kwargs` to be empty when `loss` is an object; configure the object."
-            )
-        if not isinstance(loss, DistillationLoss):
-            raise TypeError(
-                "Expected argument `loss` to be a DistillationLoss or a divergence name,"
-                f" but got {type(loss).__name__}."
-            )
-        if ce_weight is not None:
-            loss.ce_weight = DistillationLoss._check_weight("ce_weight", ce_weight)
-        if kd_weight is not None:
-            loss.kd_weight = DistillationLoss._check_weight("kd_weight", kd_weight)
-        self.loss = loss
+        self.loss = build_loss(loss, loss_kwargs, ce_weight=ce_weight, kd_weight=kd_weight)
         self.kd_warmup_epochs = kd_warmup_epochs
         self.save_teacher = save_teacher
         self.check_finite_steps = check_finite_steps

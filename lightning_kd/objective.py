@@ -33,7 +33,7 @@ from lightning_kd.logits import PREPROCESSES
 from lightning_kd.losses.modules import Divergence, create_divergence
 from lightning_kd.temperature import FixedTemperature, TemperaturePolicy
 
-__all__ = ["DistillationLoss", "DistillationOutput"]
+__all__ = ["DistillationLoss", "DistillationOutput", "build_loss"]
 
 
 @dataclass
@@ -242,3 +242,35 @@ class DistillationLoss(nn.Module):
 
     def extra_repr(self) -> str:
         return f"preprocess={self.preprocess_name!r}, ce_weight={self.ce_weight}, kd_weight={self.kd_weight}"
+
+
+def build_loss(
+    loss: DistillationLoss | str,
+    loss_kwargs: Mapping[str, Any] | None = None,
+    *,
+    ce_weight: float | None = None,
+    kd_weight: float | None = None,
+) -> DistillationLoss:
+    """The loss a :class:`~lightning_kd.DistillationModule` or callback is given: an object, or a divergence
+    name with ``loss_kwargs``; ``ce_weight``/``kd_weight``, when given, replace the loss's weights.
+
+    Example:
+        >>> build_loss("dkd", {"divergence_kwargs": {"alpha": 1.0, "beta": 8.0}}, kd_weight=2.0).kd_weight
+        2.0
+    """
+    if isinstance(loss, str):
+        loss = DistillationLoss(loss, **dict(loss_kwargs or {}))
+    elif loss_kwargs:
+        raise ValueError(
+            f"Expected argument `loss_kwargs` to be empty when `loss` is an object, but got {dict(loss_kwargs)}."
+            " Configure the object instead."
+        )
+    if not isinstance(loss, DistillationLoss):
+        raise TypeError(
+            f"Expected argument `loss` to be a DistillationLoss or a divergence name, but got {type(loss).__name__}."
+        )
+    if ce_weight is not None:
+        loss.ce_weight = DistillationLoss._check_weight("ce_weight", ce_weight)
+    if kd_weight is not None:
+        loss.kd_weight = DistillationLoss._check_weight("kd_weight", kd_weight)
+    return loss
