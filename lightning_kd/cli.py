@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         if command == "recipes":
             return _recipes_main(rest)
         if command == "demo":
-            from lightning_kd import demo  # written separately; imported only when asked for
+            from lightning_kd import demo  # imported only when asked for (matplotlib, sklearn)
 
             return _exit_code(demo.main(rest))
         if command == "analyze":
