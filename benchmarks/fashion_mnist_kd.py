@@ -47,10 +47,12 @@ def methods(epochs: int) -> dict[str, DistillationLoss | None]:
     }
 
 
-def fit(module: pl.LightningModule, data: FashionMNISTDataModule, args: argparse.Namespace) -> dict[str, float]:
+def fit(
+    module: pl.LightningModule, data: FashionMNISTDataModule, args: argparse.Namespace, epochs: int
+) -> dict[str, float]:
     pl.seed_everything(args.seed, workers=True)
     trainer = pl.Trainer(
-        max_epochs=args.epochs,
+        max_epochs=epochs,
         precision=args.precision,
         logger=False,
         enable_checkpointing=False,
@@ -70,7 +72,8 @@ def main() -> None:
     parser.add_argument("--root", default=None)
     parser.add_argument("--teacher", default="resnet32x4")
     parser.add_argument("--student", default="resnet8")
-    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--epochs", type=int, default=15, help="epochs of every student")
+    parser.add_argument("--teacher-epochs", type=int, default=None, help="epochs of the teacher (default: --epochs)")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=0.05)
     parser.add_argument("--precision", default="bf16-mixed" if torch.cuda.is_available() else "32-true")
@@ -83,28 +86,33 @@ def main() -> None:
     def optimizer(params: Any) -> torch.optim.Optimizer:
         return torch.optim.SGD(params, lr=args.lr, momentum=0.9, weight_decay=5e-4, nesterov=True)
 
-    def scheduler(opt: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
-        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=args.epochs)
+    teacher_epochs = args.teacher_epochs or args.epochs
+
+    def scheduler(epochs: int) -> Any:
+        return lambda opt: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
 
     common: dict[str, Any] = {
         "num_classes": 10,
         "in_chans": 1,
         "optimizer": optimizer,
-        "lr_scheduler": scheduler,
+        "lr_scheduler": scheduler(args.epochs),
         "channels_last": args.channels_last,
     }
     pl.seed_everything(args.seed, workers=True)
-    teacher = ClassifierModule(args.teacher, **common)
-    rows = [("teacher " + args.teacher, fit(teacher, data, args))]
+    teacher = ClassifierModule(args.teacher, **{**common, "lr_scheduler": scheduler(teacher_epochs)})
+    rows = [("teacher " + args.teacher, fit(teacher, data, args, teacher_epochs))]
     for name, loss in methods(args.epochs).items():
         pl.seed_everything(args.seed, workers=True)
         if loss is None:
             module: pl.LightningModule = ClassifierModule(args.student, **common)
         else:
             module = DistillationModule(args.student, teacher.model, loss, **common)
-        rows.append((name, fit(module, data, args)))
+        rows.append((name, fit(module, data, args, args.epochs)))
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
-    print(f"Fashion-MNIST, {args.teacher} -> {args.student}, {args.epochs} epochs, {args.precision}, {device}")
+    print(
+        f"Fashion-MNIST, {args.teacher} ({teacher_epochs} epochs) -> {args.student} ({args.epochs} epochs),"
+        f" {args.precision}, {device}"
+    )
     print(f"| {'method':<22} | {'best top-1':>10} | {'last top-1':>10} | {'seconds':>8} |")
     print(f"|{'-' * 24}|{'-' * 12}|{'-' * 12}|{'-' * 10}|")
     for name, m in rows:
