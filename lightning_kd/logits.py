@@ -14,7 +14,7 @@ from torch import Tensor
 from lightning_kd._precision import full_precision, upcast
 from lightning_kd._validation import check_logits
 
-__all__ = ["PREPROCESSES", "identity", "standardize"]
+__all__ = ["PREPROCESSES", "center", "identity", "scale", "standardize"]
 
 
 def standardize(logits: Tensor, *, eps: float = 1e-7, unbiased: bool = True) -> Tensor:
@@ -71,6 +71,43 @@ def standardize(logits: Tensor, *, eps: float = 1e-7, unbiased: bool = True) -> 
         return (x - mean) / (std + eps)
 
 
+def center(logits: Tensor) -> Tensor:
+    r"""Centering only, the first half of the Z-score: :math:`x - \bar{x}` per sample.
+
+    A partial pre-process of the paper's ablation (Table 4): it removes the logit shift but keeps the scale.
+
+    Example:
+        >>> import torch
+        >>> center(torch.tensor([[1.0, 2.0, 3.0]]))
+        tensor([[-1.,  0.,  1.]])
+    """
+    check_logits("logits", logits)
+    with full_precision(logits):
+        x = upcast(logits)
+        return x - x.mean(dim=-1, keepdim=True)
+
+
+def scale(logits: Tensor, *, eps: float = 1e-7, unbiased: bool = True) -> Tensor:
+    r"""Scaling only, the second half of the Z-score: :math:`x / (\epsilon + \sigma(x))` per sample.
+
+    A partial pre-process of the paper's ablation (Table 4): it normalizes the logit range but keeps the shift.
+    The standard deviation is that of :func:`standardize`; a constant row is divided by ``eps`` only if it is
+    zero (a constant non-zero row keeps finite values, its standard deviation is clamped like there).
+
+    Example:
+        >>> import torch
+        >>> scale(torch.tensor([[1.0, 2.0, 3.0]])).round(decimals=4)
+        tensor([[1., 2., 3.]])
+    """
+    check_logits("logits", logits)
+    if eps < 0:
+        raise ValueError(f"Expected argument `eps` to be non-negative, but got {eps}.")
+    with full_precision(logits):
+        x = upcast(logits)
+        var = x.var(dim=-1, keepdim=True, correction=1 if unbiased else 0)
+        return x / (var.clamp_min(torch.finfo(var.dtype).tiny).sqrt() + eps)
+
+
 def identity(logits: Tensor) -> Tensor:
     """The no-op pre-process: return the logits unchanged.
 
@@ -82,5 +119,11 @@ def identity(logits: Tensor) -> Tensor:
     return logits
 
 
-#: Pre-processes by name, as :class:`lightning_kd.DistillationLoss` accepts them.
-PREPROCESSES: dict[str, Callable[[Tensor], Tensor]] = {"none": identity, "zscore": standardize}
+#: Pre-processes by name, as :class:`lightning_kd.DistillationLoss` accepts them: the Z-score and, for the
+#: paper's ablation, its two halves.
+PREPROCESSES: dict[str, Callable[[Tensor], Tensor]] = {
+    "none": identity,
+    "zscore": standardize,
+    "center": center,
+    "scale": scale,
+}

@@ -16,6 +16,7 @@ accepts all three, so any policy composes with any temperature-taking loss.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any, Literal
 
 import torch
@@ -23,7 +24,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lightning_kd._precision import full_precision, upcast
-from lightning_kd._validation import check_logits_pair
+from lightning_kd._validation import (
+    check_finite_float,
+    check_logits_pair,
+    check_non_negative_float,
+    check_positive_float,
+    check_positive_int,
+)
 from lightning_kd.logits import standardize
 
 __all__ = [
@@ -32,6 +39,7 @@ __all__ = [
     "InstanceCurriculumTemperature",
     "MaxLogitTemperature",
     "TemperaturePolicy",
+    "TemperatureRunawayError",
     "cosine_lambda",
     "gradient_reversal",
     "max_logit_temperature",
@@ -44,12 +52,17 @@ MAX_LOGIT_FACTOR = (1.0 + math.sqrt(3.0)) / 2.0
 class TemperaturePolicy(nn.Module):
     """Base class of temperature policies.
 
-    Subclasses implement :meth:`forward`, returning a float, a scalar tensor or a (batch, 1) tensor. Policies
-    that change with training progress override :meth:`set_epoch`, which the Lightning integration calls at
-    the start of every training epoch (epochs counted from 1).
+    Subclasses implement :meth:`forward`, returning a float, a scalar tensor or a (batch, 1) tensor.
+    :class:`~lightning_kd.DistillationLoss` calls a policy on the pre-processed logits, and says with
+    ``standardized=True`` when the pre-process was the Z-score, so a policy that reads standardized logits
+    (:class:`MaxLogitTemperature`) standardizes once, not twice. Policies that change with training progress
+    override :meth:`set_epoch`, which the Lightning integration calls at the start of every training epoch
+    (epochs counted from 1).
     """
 
-    def forward(self, student_logits: Tensor, teacher_logits: Tensor) -> Tensor | float:  # pragma: no cover
+    def forward(
+        self, student_logits: Tensor, teacher_logits: Tensor, *, standardized: bool = False
+    ) -> Tensor | float:  # pragma: no cover
         raise NotImplementedError
 
     def set_epoch(self, epoch: int) -> None:
@@ -58,6 +71,13 @@ class TemperaturePolicy(nn.Module):
     def log_values(self) -> dict[str, float]:
         """Scalars worth logging besides the temperature itself (e.g. CTKD's lambda)."""
         return {}
+
+    def observe(self, temperature: float | Tensor | None) -> None:
+        """Look at the temperature of a logging step (reading it back from the device is allowed here).
+
+        The Lightning integration calls it on its logging steps only. The default does nothing; the learned
+        temperatures check that they are not running away (see :class:`CurriculumTemperature`).
+        """
 
 
 class FixedTemperature(TemperaturePolicy):
@@ -74,11 +94,9 @@ class FixedTemperature(TemperaturePolicy):
 
     def __init__(self, value: float = 4.0) -> None:
         super().__init__()
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-            raise ValueError(f"Expected argument `temperature` to be a positive float, but got {value!r}.")
-        self.value = float(value)
+        self.value = check_positive_float("temperature", value)
 
-    def forward(self, student_logits: Tensor, teacher_logits: Tensor) -> float:
+    def forward(self, student_logits: Tensor, teacher_logits: Tensor, *, standardized: bool = False) -> float:
         return self.value
 
     def extra_repr(self) -> str:
@@ -94,6 +112,7 @@ def max_logit_temperature(
     eps: float = 1e-7,
     unbiased: bool = True,
     min_temperature: float = 1e-3,
+    standardized: bool = False,
 ) -> Tensor:
     r"""Adaptive per-sample temperature from the maximum standardized logit.
 
@@ -116,6 +135,8 @@ def max_logit_temperature(
         eps: Passed to :func:`~lightning_kd.logits.standardize`.
         unbiased: Passed to :func:`~lightning_kd.logits.standardize`.
         min_temperature: Lower clamp, keeping constant logit rows (all standardized logits 0) finite.
+        standardized: The logits are already Z-score standardized (e.g. by the loss's pre-process): use them as
+            they are, so they are standardized once, as in the released code.
 
     Returns:
         Temperatures of shape (batch, 1), detached, float32 for half-precision input.
@@ -133,12 +154,16 @@ def max_logit_temperature(
     if source not in ("both", "teacher"):
         raise ValueError(f"Expected argument `source` to be 'both' or 'teacher', but got {source!r}.")
     with torch.no_grad(), full_precision(student_logits):
-        z_teacher = standardize(teacher_logits, eps=eps, unbiased=unbiased)
+
+        def z(logits: Tensor) -> Tensor:
+            return upcast(logits) if standardized else standardize(logits, eps=eps, unbiased=unbiased)
+
+        z_teacher = z(teacher_logits)
         if absolute:
             z_teacher = z_teacher.abs()
         peak = z_teacher.amax(dim=1, keepdim=True)
         if source == "both":
-            z_student = standardize(student_logits, eps=eps, unbiased=unbiased)
+            z_student = z(student_logits)
             if absolute:
                 z_student = z_student.abs()
             peak = torch.maximum(peak, z_student.amax(dim=1, keepdim=True))
@@ -170,7 +195,7 @@ class MaxLogitTemperature(TemperaturePolicy):
         self.eps = eps
         self.unbiased = unbiased
 
-    def forward(self, student_logits: Tensor, teacher_logits: Tensor) -> Tensor:
+    def forward(self, student_logits: Tensor, teacher_logits: Tensor, *, standardized: bool = False) -> Tensor:
         return max_logit_temperature(
             student_logits,
             teacher_logits,
@@ -178,6 +203,7 @@ class MaxLogitTemperature(TemperaturePolicy):
             absolute=self.absolute,
             eps=self.eps,
             unbiased=self.unbiased,
+            standardized=standardized,
         )
 
     def extra_repr(self) -> str:
@@ -219,9 +245,15 @@ def cosine_lambda(epoch: int, *, lambda_max: float = 0.0, lambda_min: float = -1
     with epochs :math:`e` counted from 1 and :math:`L` = ``decay_epochs``: :math:`\lambda` falls from
     ``lambda_max`` towards ``lambda_min``, reached at epoch :math:`L` and held after it.
 
+    The direction is from 0 to -1 (the gradient reversal grows stronger: the curriculum goes from easy to
+    hard), not the other way round. The official CTKD log of the CIFAR-100 runs prints, for epochs 1-4,
+    lambda = -0.0245, -0.0955, -0.2061, -0.3455; this function gives the same values at its defaults.
+
     Example:
-        >>> [round(cosine_lambda(e), 4) for e in (1, 5, 10, 20)]
-        [-0.0245, -0.5, -1.0, -1.0]
+        >>> [round(cosine_lambda(e), 4) for e in (1, 2, 3, 4)]  # the official log's epochs 1-4
+        [-0.0245, -0.0955, -0.2061, -0.3455]
+        >>> [round(cosine_lambda(e), 4) for e in (5, 10, 20)]
+        [-0.5, -1.0, -1.0]
     """
     if decay_epochs < 1:
         raise ValueError(f"Expected argument `decay_epochs` to be a positive integer, but got {decay_epochs}.")
@@ -229,42 +261,99 @@ def cosine_lambda(epoch: int, *, lambda_max: float = 0.0, lambda_min: float = -1
     return (math.cos(math.pi * progress) + 1.0) / 2.0 * (lambda_max - lambda_min) + lambda_min
 
 
+class TemperatureRunawayError(RuntimeError):
+    """A learned temperature sat at a bound of its range, or became non-finite (``on_runaway="raise"``)."""
+
+
 class _AdversarialTemperature(TemperaturePolicy):
-    """Shared part of the CTKD policies: the curriculum, its epoch, and the temperature's range."""
+    """Shared part of the CTKD policies: the curriculum, its epoch, the temperature's range and its guard."""
 
     epoch: Tensor
 
-    def __init__(self, t_start: float, t_range: float, lambda_max: float, lambda_min: float, decay_epochs: int) -> None:
+    def __init__(
+        self,
+        t_start: float,
+        t_range: float,
+        lambda_max: float,
+        lambda_min: float,
+        decay_epochs: int,
+        patience: int = 5,
+        on_runaway: Literal["warn", "raise"] = "warn",
+    ) -> None:
         super().__init__()
-        if not t_start > 0:
-            raise ValueError(f"Expected argument `t_start` to be positive, but got {t_start}.")
-        if not t_range >= 0:
-            raise ValueError(f"Expected argument `t_range` to be non-negative, but got {t_range}.")
-        if decay_epochs < 1:
-            raise ValueError(f"Expected argument `decay_epochs` to be a positive integer, but got {decay_epochs}.")
-        self.t_start = float(t_start)
-        self.t_range = float(t_range)
-        self.lambda_max = float(lambda_max)
-        self.lambda_min = float(lambda_min)
-        self.decay_epochs = int(decay_epochs)
-        # A buffer, so the curriculum's position is saved in checkpoints and restored on resume.
+        self.t_start = check_positive_float("t_start", t_start)
+        self.t_range = check_non_negative_float("t_range", t_range)
+        self.lambda_max = check_finite_float("lambda_max", lambda_max)
+        self.lambda_min = check_finite_float("lambda_min", lambda_min)
+        self.decay_epochs = check_positive_int("decay_epochs", decay_epochs)
+        self.patience = check_positive_int("patience", patience)
+        if on_runaway not in ("warn", "raise"):
+            raise ValueError(f"Expected argument `on_runaway` to be 'warn' or 'raise', but got {on_runaway!r}.")
+        self.on_runaway: Literal["warn", "raise"] = on_runaway
+        self._at_bound = 0
+        self._warned = False
+        # A buffer, so the curriculum's position is saved in checkpoints and restored on resume; `_epoch` is its
+        # value on the host, so reading lambda in every step reads nothing back from the device.
         self.register_buffer("epoch", torch.zeros((), dtype=torch.long))
+        self._epoch = 0
+        self.register_load_state_dict_post_hook(_AdversarialTemperature._sync_epoch)
+
+    @staticmethod
+    def _sync_epoch(module: nn.Module, incompatible_keys: Any) -> None:
+        if isinstance(module, _AdversarialTemperature):
+            module._epoch = int(module.epoch)
 
     @property
     def lambda_(self) -> float:
         """The current gradient-reversal strength."""
         return cosine_lambda(
-            int(self.epoch),
+            self._epoch,
             lambda_max=self.lambda_max,
             lambda_min=self.lambda_min,
             decay_epochs=self.decay_epochs,
         )
 
     def set_epoch(self, epoch: int) -> None:
-        self.epoch.fill_(int(epoch))
+        self._epoch = int(epoch)
+        self.epoch.fill_(self._epoch)
 
     def log_values(self) -> dict[str, float]:
         return {"lambda": self.lambda_}
+
+    def observe(self, temperature: float | Tensor | None) -> None:
+        """Warn once (or raise, ``on_runaway="raise"``) when the temperature runs away.
+
+        Running away: the (mean) temperature within 1 % of the range's width of a bound of
+        ``[t_start, t_start + t_range]`` for ``patience`` consecutive logging steps, or a non-finite
+        temperature or parameter. CTKD users see it as a temperature pinned at its bound in the first epoch,
+        and NaN losses with CTKD + DKD.
+        """
+        if temperature is None:
+            return
+        value = float(temperature.detach().float().mean()) if isinstance(temperature, Tensor) else float(temperature)
+        finite = math.isfinite(value) and all(bool(torch.isfinite(p).all()) for p in self.parameters())
+        low, high = self.t_start, self.t_start + self.t_range
+        margin = 0.01 * self.t_range
+        bound = "lower" if value <= low + margin else "upper" if value >= high - margin else None
+        self._at_bound = self._at_bound + 1 if (finite and bound is not None) else 0
+        if finite and self._at_bound < self.patience:
+            return
+        if not finite:
+            what = f"The learned temperature became non-finite (T = {value}, lambda = {self.lambda_:.4g})."
+        else:
+            what = (
+                f"The learned temperature has stayed within 1% of the {bound} bound of its range [{low:g}, {high:g}]"
+                f" for {self._at_bound} consecutive logging steps (T = {value:.4g}, lambda = {self.lambda_:.4g})."
+            )
+        advice = (
+            " The adversarial curriculum is pushing it away: try a `lambda_min` closer to 0 (e.g. -0.5, a milder"
+            " gradient reversal), a smaller `t_range`, or a later end of the curriculum (`decay_epochs`)."
+        )
+        if self.on_runaway == "raise":
+            raise TemperatureRunawayError(what + advice)
+        if not self._warned:
+            self._warned = True
+            warnings.warn(what + advice, RuntimeWarning, stacklevel=2)
 
     def _squash(self, raw: Tensor) -> Tensor:
         return self.t_start + self.t_range * torch.sigmoid(gradient_reversal(raw, self.lambda_))
@@ -292,6 +381,8 @@ class CurriculumTemperature(_AdversarialTemperature):
         lambda_min: :math:`\lambda` from epoch ``decay_epochs`` on.
         decay_epochs: Length of the cosine curriculum in epochs.
         init: Initial value of :math:`\theta`.
+        patience: Logging steps the temperature may sit at a bound of its range before :meth:`observe` warns.
+        on_runaway: ``"warn"`` once, or ``"raise"`` a :class:`TemperatureRunawayError`, when it runs away.
 
     Example:
         >>> import torch
@@ -308,11 +399,23 @@ class CurriculumTemperature(_AdversarialTemperature):
         lambda_min: float = -1.0,
         decay_epochs: int = 10,
         init: float = 1.0,
+        patience: int = 5,
+        on_runaway: Literal["warn", "raise"] = "warn",
     ) -> None:
-        super().__init__(t_start, t_range, lambda_max, lambda_min, decay_epochs)
+        super().__init__(t_start, t_range, lambda_max, lambda_min, decay_epochs, patience, on_runaway)
         self.theta = nn.Parameter(torch.full((), float(init)))
 
-    def forward(self, student_logits: Tensor, teacher_logits: Tensor) -> Tensor:
+    @property
+    def value(self) -> Tensor:
+        r"""The current temperature, :math:`t_{start} + t_{range}\,\mathrm{sigmoid}(\theta)` (detached).
+
+        Example:
+            >>> round(CurriculumTemperature().value.item(), 2)
+            15.62
+        """
+        return (self.t_start + self.t_range * torch.sigmoid(self.theta)).detach()
+
+    def forward(self, student_logits: Tensor, teacher_logits: Tensor, *, standardized: bool = False) -> Tensor:
         return self._squash(self.theta)
 
 
@@ -339,6 +442,8 @@ class InstanceCurriculumTemperature(_AdversarialTemperature):
         lambda_min: :math:`\lambda` from epoch ``decay_epochs`` on.
         decay_epochs: Length of the cosine curriculum in epochs.
         init: Initial :math:`\theta_i` of every sample.
+        patience: Logging steps the mean temperature may sit at a bound before :meth:`observe` warns.
+        on_runaway: ``"warn"`` once, or ``"raise"`` a :class:`TemperatureRunawayError`, when it runs away.
 
     Example:
         >>> import torch
@@ -358,8 +463,10 @@ class InstanceCurriculumTemperature(_AdversarialTemperature):
         lambda_min: float = -1.0,
         decay_epochs: int = 10,
         init: float = 1.0,
+        patience: int = 5,
+        on_runaway: Literal["warn", "raise"] = "warn",
     ) -> None:
-        super().__init__(t_start, t_range, lambda_max, lambda_min, decay_epochs)
+        super().__init__(t_start, t_range, lambda_max, lambda_min, decay_epochs, patience, on_runaway)
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
             raise ValueError(f"Expected argument `num_classes` to be an integer >= 2, but got {num_classes!r}.")
         if hidden < 1:
@@ -370,7 +477,7 @@ class InstanceCurriculumTemperature(_AdversarialTemperature):
         nn.init.constant_(last.bias, float(init))
         self.mlp = nn.Sequential(first, nn.ReLU(), last)
 
-    def forward(self, student_logits: Tensor, teacher_logits: Tensor) -> Tensor:
+    def forward(self, student_logits: Tensor, teacher_logits: Tensor, *, standardized: bool = False) -> Tensor:
         check_logits_pair(student_logits, teacher_logits)
         if student_logits.shape[1] != self.num_classes:
             raise ValueError(

@@ -145,7 +145,7 @@ def test_float64_stays_float64() -> None:
 def test_identity_and_registry() -> None:
     x = torch.randn(2, 3)
     assert identity(x) is x
-    assert set(PREPROCESSES) == {"none", "zscore"}
+    assert set(PREPROCESSES) == {"none", "zscore", "center", "scale"}
     assert PREPROCESSES["zscore"] is standardize
 
 

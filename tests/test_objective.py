@@ -58,7 +58,7 @@ def test_zscore_kd_equals_hand_composition() -> None:
     out = loss(S, T, Y)
     expected = 0.1 * _ce(S, Y) + 9.0 * kd_kl(standardize(S), standardize(T), temperature=2.0)
     torch.testing.assert_close(out.loss, expected, rtol=1e-10, atol=1e-12)
-    assert sorted(out.parts) == ["ce", "kd"]
+    assert sorted(out.parts) == ["ce", "kl"]
     torch.testing.assert_close(out.parts["ce"], 0.1 * _ce(S, Y), rtol=1e-10, atol=1e-12)
     assert out.temperature == 2.0
     _assert_total(out)
@@ -67,7 +67,7 @@ def test_zscore_kd_equals_hand_composition() -> None:
 ZSCORE_CASES = {
     "kd": (
         {"divergence": "kd", "temperature": 3.0},
-        lambda zs, zt: {"kd": kd_kl(zs, zt, temperature=3.0)},
+        lambda zs, zt: {"kl": kd_kl(zs, zt, temperature=3.0)},
     ),
     "dkd": (
         {"divergence": DKD(alpha=1.0, beta=8.0), "temperature": 4.0},
@@ -101,7 +101,8 @@ ZSCORE_CASES = {
 def test_zscore_composes_with_every_divergence(name: str) -> None:
     kwargs, reference = ZSCORE_CASES[name]
     loss = DistillationLoss(preprocess="zscore", ce_weight=0.5, kd_weight=2.0, **kwargs)
-    out = loss(S, T, Y, student_logits_strong=S2 if "mlkd" in name else None, teacher_logits_strong=T2)
+    views = {"student_logits_strong": S2, "teacher_logits_strong": T2} if "mlkd" in name else {}
+    out = loss(S, T, Y, **views)
     expected_parts = {k: 2.0 * v for k, v in reference(standardize(S), standardize(T)).items()}
     ce = _ce(S, Y) + (_ce(S2, Y) if "mlkd" in name else 0.0)
     expected_parts["ce"] = 0.5 * ce
@@ -110,7 +111,7 @@ def test_zscore_composes_with_every_divergence(name: str) -> None:
     _assert_total(out)
     # and the Z-score changes the result: the same objective without it differs
     raw = DistillationLoss(preprocess="none", ce_weight=0.5, kd_weight=2.0, **kwargs)
-    raw_out = raw(S, T, Y, student_logits_strong=S2 if "mlkd" in name else None, teacher_logits_strong=T2)
+    raw_out = raw(S, T, Y, **views)
     assert not torch.allclose(raw_out.kd, out.kd)
 
 
@@ -203,10 +204,10 @@ def test_kd_scale_multiplies_only_kd_parts() -> None:
 def test_ce_skipped_without_target_or_weight() -> None:
     kd_only = kd_kl(S, T, temperature=4.0)
     no_target = DistillationLoss("kd", temperature=4.0, ce_weight=1.0)(S, T)
-    assert list(no_target.parts) == ["kd"]
+    assert list(no_target.parts) == ["kl"]
     torch.testing.assert_close(no_target.loss, kd_only)
     no_weight = DistillationLoss("kd", temperature=4.0, ce_weight=0.0)(S, T, Y)
-    assert list(no_weight.parts) == ["kd"]
+    assert list(no_weight.parts) == ["kl"]
     torch.testing.assert_close(no_weight.loss, kd_only)
     with_ce = DistillationLoss("kd", temperature=4.0, ce_weight=1.0)(S, T, Y)
     torch.testing.assert_close(with_ce.loss - kd_only, _ce(S, Y), rtol=1e-10, atol=1e-12)
@@ -258,7 +259,8 @@ def test_teacher_gets_no_gradient() -> None:
         student_strong = S2.clone().requires_grad_(True)
         teacher_strong = T2.clone().requires_grad_(True)
         loss = DistillationLoss(divergence, preprocess="zscore", temperature=MaxLogitTemperature(), **kwargs)
-        out = loss(student, teacher, Y, student_logits_strong=student_strong, teacher_logits_strong=teacher_strong)
+        views = {"student_logits_strong": student_strong, "teacher_logits_strong": teacher_strong}
+        out = loss(student, teacher, Y, **(views if divergence == "mlkd" else {}))
         out.loss.backward()
         assert teacher.grad is None and teacher_strong.grad is None, divergence
         assert student.grad is not None and float(student.grad.abs().sum()) > 0, divergence
@@ -289,7 +291,9 @@ def test_unknown_divergence_name() -> None:
 
 def test_unknown_preprocess_name() -> None:
     with pytest.raises(
-        ValueError, match=r"`preprocess` to be one of 'none', 'zscore', but got 'zscor'\. Did you mean 'zscore'\?"
+        ValueError,
+        match=r"`preprocess` to be one of 'center', 'none', 'scale', 'zscore', but got 'zscor'\. Did you mean"
+        r" 'zscore'\?",
     ):
         DistillationLoss("kd", preprocess="zscor")
 
@@ -297,14 +301,14 @@ def test_unknown_preprocess_name() -> None:
 @pytest.mark.parametrize("name", ["ce_weight", "kd_weight"])
 @pytest.mark.parametrize("value", [-0.1, -1])
 def test_negative_weights(name: str, value: float) -> None:
-    with pytest.raises(ValueError, match=rf"`{name}` to be a non-negative float, but got {value}"):
+    with pytest.raises(ValueError, match=rf"`{name}` to be a finite, non-negative float, but got {value}"):
         DistillationLoss("kd", **{name: value})
 
 
 def test_non_positive_temperature() -> None:
-    with pytest.raises(ValueError, match=r"`temperature` to be a positive float, but got 0.0"):
+    with pytest.raises(ValueError, match=r"`temperature` to be a finite, positive float, but got 0.0"):
         DistillationLoss("kd", temperature=0.0)
-    with pytest.raises(ValueError, match=r"`temperature` to be a positive float, but got -2"):
+    with pytest.raises(ValueError, match=r"`temperature` to be a finite, positive float, but got -2"):
         DistillationLoss("kd", temperature=-2)
 
 
@@ -313,9 +317,15 @@ def test_divergence_kwargs_with_object() -> None:
         DistillationLoss(KD(), divergence_kwargs={"alpha": 1.0})
 
 
-def test_callable_preprocess_with_mlkd() -> None:
-    with pytest.raises(ValueError, match=r"`preprocess` to be 'none' or 'zscore' for MLKD"):
-        DistillationLoss("mlkd", preprocess=standardize)
+def test_callable_preprocess_reaches_mlkd() -> None:
+    """MLKD receives the pre-process itself (a callable works as the named Z-score does)."""
+    by_callable = DistillationLoss("mlkd", preprocess=standardize, temperature=4.0)
+    by_name = DistillationLoss("mlkd", preprocess="zscore", temperature=4.0)
+    views = {"student_logits_strong": S2, "teacher_logits_strong": T2}
+    torch.testing.assert_close(by_callable(S, T, Y, **views).parts, by_name(S, T, Y, **views).parts)
+    halved = DistillationLoss("mlkd", preprocess=lambda x: x / 2, temperature=4.0)(S, T, Y, **views)
+    reference = mlkd(S, T, S2, T2, temperature=4.0, preprocess=lambda x: x / 2)
+    torch.testing.assert_close({k: v for k, v in halved.parts.items() if k != "ce"}, reference)
 
 
 def test_bad_divergence_type() -> None:
@@ -362,3 +372,63 @@ def test_non_finite_logits() -> None:
         loss(student, T, Y, check_finite=True)
     out = loss(student, T, Y, check_finite=False)
     assert not bool(torch.isfinite(out.loss))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# contracts of the objective
+# --------------------------------------------------------------------------------------------------------------
+
+
+def test_build_loss_never_changes_the_callers_loss() -> None:
+    """Two users of one loss object with other weights each get their own weights; the object keeps its own."""
+    from lightning_kd.objective import build_loss
+
+    shared = DistillationLoss("kd", temperature=4.0, ce_weight=1.0, kd_weight=1.0)
+    first, first_weights = build_loss(shared, ce_weight=0.1, kd_weight=0.9)
+    second, second_weights = build_loss(shared, ce_weight=0.5, kd_weight=3.0)
+    assert first is second is shared
+    assert (shared.ce_weight, shared.kd_weight) == (1.0, 1.0)
+    assert (first_weights.ce_weight, first_weights.kd_weight) == (0.1, 0.9)
+    assert (second_weights.ce_weight, second_weights.kd_weight) == (0.5, 3.0)
+    out = shared(S, T, Y, weights=first_weights)
+    torch.testing.assert_close(out.loss, 0.1 * _ce(S, Y) + 0.9 * kd_kl(S, T, temperature=4.0), rtol=1e-10, atol=1e-12)
+
+
+def test_max_logit_with_zscore_standardizes_once() -> None:
+    """With the Z-score pre-process the max-logit policy reads the standardized logits as they are (as the
+    released code does), instead of standardizing them a second time: visible on rows with a tiny std."""
+    from lightning_kd.temperature import MAX_LOGIT_FACTOR
+
+    tiny_s, tiny_t = S * 1e-6, T * 1e-6  # std ~ 2e-6: standardizing twice would shrink the logits by ~eps / std
+    loss = DistillationLoss("kd", preprocess="zscore", temperature=MaxLogitTemperature(), ce_weight=0.0)
+    out = loss(tiny_s, tiny_t, Y)
+    z_s, z_t = standardize(tiny_s), standardize(tiny_t)
+
+    def peak(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return MAX_LOGIT_FACTOR * torch.maximum(a.abs().amax(1, keepdim=True), b.abs().amax(1, keepdim=True))
+
+    assert isinstance(out.temperature, torch.Tensor)
+    torch.testing.assert_close(out.temperature, peak(z_s, z_t), rtol=1e-12, atol=0)
+    twice = peak(standardize(z_s), standardize(z_t))
+    assert float(((twice - out.temperature).abs() / out.temperature).min()) > 1e-2
+
+
+def test_strong_views_with_a_single_view_divergence_are_refused() -> None:
+    """Strong-view logits with KD would add the strong view's cross-entropy silently: an error instead."""
+    loss = DistillationLoss("kd", temperature=4.0)
+    with pytest.raises(ValueError, match=r"Expected no strong-view logits for KD, which uses a single view"):
+        loss(S, T, Y, student_logits_strong=S2, teacher_logits_strong=T2)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"temperature": float("inf")}, r"`temperature` to be a finite, positive float, but got inf"),
+        ({"ce_weight": float("nan")}, r"`ce_weight` to be a finite, non-negative float, but got nan"),
+        ({"kd_weight": float("inf")}, r"`kd_weight` to be a finite, non-negative float, but got inf"),
+        ({"kd_warmup_epochs": -1}, r"`kd_warmup_epochs` to be a non-negative integer, but got -1"),
+    ],
+)
+def test_non_finite_hyperparameters_are_refused(kwargs: dict[str, float], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        DistillationLoss("kd", **kwargs)

@@ -131,7 +131,7 @@ def test_max_logit_bf16_gives_float32() -> None:
 def test_fixed_temperature() -> None:
     assert FixedTemperature(2.5)(torch.zeros(2, 3), torch.zeros(2, 3)) == 2.5
     for bad in (0.0, -1.0, True):
-        with pytest.raises(ValueError, match=r"`temperature` to be a positive float"):
+        with pytest.raises(ValueError, match=r"`temperature` to be a finite, positive float"):
             FixedTemperature(bad)
 
 
@@ -251,9 +251,9 @@ def test_ctkd_epoch_in_state_dict() -> None:
 def test_ctkd_custom_range_and_errors() -> None:
     ctkd = CurriculumTemperature(t_start=2.0, t_range=4.0, init=0.0)
     assert ctkd(_logits(0), _logits(1)).item() == pytest.approx(4.0)  # 2 + 4 * sigmoid(0)
-    with pytest.raises(ValueError, match=r"`t_start` to be positive, but got 0"):
+    with pytest.raises(ValueError, match=r"`t_start` to be a finite, positive float, but got 0"):
         CurriculumTemperature(t_start=0.0)
-    with pytest.raises(ValueError, match=r"`t_range` to be non-negative, but got -1"):
+    with pytest.raises(ValueError, match=r"`t_range` to be a finite, non-negative float, but got -1"):
         CurriculumTemperature(t_range=-1.0)
     with pytest.raises(ValueError, match=r"`decay_epochs` to be a positive integer, but got 0"):
         CurriculumTemperature(decay_epochs=0)
@@ -335,3 +335,59 @@ def test_instance_ctkd_epoch_in_state_dict() -> None:
     restored.load_state_dict(policy.state_dict())
     assert int(restored.epoch) == 4
     assert restored.lambda_ == pytest.approx(_cosine(4), abs=1e-12)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# the runaway guard of the learned temperatures
+def test_runaway_temperature_warns_once_after_patience_logging_steps() -> None:
+    import warnings
+
+    policy = CurriculumTemperature(init=50.0, patience=3)  # sigmoid(50) = 1: pinned at the upper bound 21
+    at_bound = policy(torch.zeros(2, 3), torch.zeros(2, 3))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(2):
+            policy.observe(at_bound)
+        assert not caught  # two steps at the bound are within the patience
+        for _ in range(4):
+            policy.observe(at_bound)
+    messages = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert len(messages) == 1  # once
+    assert "upper bound of its range [1, 21] for 3 consecutive logging steps" in messages[0]
+    assert "lambda_min" in messages[0] and "t_range" in messages[0]
+    CurriculumTemperature().observe(torch.tensor(15.62))  # mid-range: nothing
+
+
+def test_runaway_temperature_can_raise_and_catches_non_finite_theta() -> None:
+    from lightning_kd.temperature import TemperatureRunawayError
+
+    policy = CurriculumTemperature(init=-50.0, patience=2, on_runaway="raise")  # pinned at the lower bound 1
+    at_bound = policy(torch.zeros(2, 3), torch.zeros(2, 3))
+    policy.observe(at_bound)
+    with pytest.raises(TemperatureRunawayError, match=r"within 1% of the lower bound"):
+        policy.observe(at_bound)
+    broken = CurriculumTemperature(on_runaway="raise")
+    with torch.no_grad():
+        broken.theta.fill_(float("nan"))
+    with pytest.raises(TemperatureRunawayError, match=r"became non-finite"):
+        broken.observe(broken(torch.zeros(2, 3), torch.zeros(2, 3)))
+    with pytest.raises(ValueError, match=r"`on_runaway` to be 'warn' or 'raise', but got 'ignore'"):
+        CurriculumTemperature(on_runaway="ignore")  # type: ignore[arg-type]
+
+
+def test_runaway_guard_runs_in_training_on_logging_steps() -> None:
+    """A real fit with a temperature forced to its bound raises on the patience-th logging step."""
+    from functools import partial
+
+    from lightning_kd import DistillationLoss, DistillationModule
+    from lightning_kd.temperature import TemperatureRunawayError
+    from tests.helpers import bn_teacher, loader, make_trainer, mlp, random_dataset
+
+    policy = InstanceCurriculumTemperature(num_classes=10, init=50.0, patience=4, on_runaway="raise")
+    module = DistillationModule(
+        mlp(), bn_teacher(), DistillationLoss("kd", temperature=policy), optimizer=partial(torch.optim.SGD, lr=0.0)
+    )
+    trainer = make_trainer(max_epochs=1, log_every_n_steps=1)
+    with pytest.raises(TemperatureRunawayError, match=r"for 4 consecutive logging steps"):
+        trainer.fit(module, loader(random_dataset(64)))
+    assert trainer.global_step == 3  # the 4th step's check raised before its optimizer step

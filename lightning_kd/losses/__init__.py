@@ -1,7 +1,16 @@
-"""Logit distillation losses: pure functions in :mod:`.functional`, thin modules in :mod:`.modules`."""
+"""Logit distillation losses: pure functions in :mod:`.functional`, thin modules in :mod:`.modules`, and
+the contract between them and the objective in :mod:`.base`."""
 
+from lightning_kd.losses.base import (
+    DIVERGENCES,
+    RESERVED_PART_NAMES,
+    Divergence,
+    DivergenceInputs,
+    create_divergence,
+    register_divergence,
+)
 from lightning_kd.losses.functional import dist, dkd, kd_kl, mlkd, ttm
-from lightning_kd.losses.modules import DIST, DIVERGENCES, DKD, KD, MLKD, TTM, Divergence, create_divergence
+from lightning_kd.losses.modules import DIST, DKD, KD, MLKD, TTM
 
 __all__ = [
     "DIST",
@@ -9,12 +18,15 @@ __all__ = [
     "DKD",
     "KD",
     "MLKD",
+    "RESERVED_PART_NAMES",
     "TTM",
     "Divergence",
+    "DivergenceInputs",
     "create_divergence",
     "dist",
     "dkd",
     "kd_kl",
     "mlkd",
+    "register_divergence",
     "ttm",
 ]

@@ -12,12 +12,15 @@ compose it with any of these.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from lightning_kd._precision import full_precision, upcast
-from lightning_kd._validation import check_logits_pair, check_target, check_temperature
+from lightning_kd._validation import check_logits_pair, check_positive_float, check_target, check_temperature
+from lightning_kd.logits import standardize
 
 __all__ = ["dist", "dkd", "kd_kl", "mlkd", "ttm"]
 
@@ -47,7 +50,7 @@ def kd_kl(
     *,
     temperature: Temperature,
     reduction: str = "mean",
-    check_finite: bool = False,
+    check_finite: bool | None = None,
 ) -> Tensor:
     r"""Hinton knowledge distillation: temperature-softened KL divergence, scaled by :math:`T^2`.
 
@@ -63,7 +66,8 @@ def kd_kl(
         teacher_logits: Teacher logits, same shape.
         temperature: A positive float, or a per-sample tensor of shape (batch, 1).
         reduction: ``"mean"`` over the batch (default), ``"sum"``, or ``"none"`` for per-sample values.
-        check_finite: Raise if a logit is NaN or infinite (costs a host synchronisation).
+        check_finite: ``True``: raise on NaN/Inf logits and read every value check (host synchronisations);
+            ``None`` (default): check the temperature's values of CPU tensors only; ``False``: no value checks.
 
     Returns:
         The loss: a scalar, or shape (batch,) for ``reduction="none"``.
@@ -101,11 +105,16 @@ def _binary_and_non_target(logits: Tensor, target: Tensor, temperature: Tensor) 
     """
     scaled = logits / temperature
     log_p = F.log_softmax(scaled, dim=1)
-    target_mask = F.one_hot(target, scaled.shape[1]).bool()
+    batch_size, num_classes = scaled.shape
     log_p_target = log_p.gather(1, target.unsqueeze(1))
-    non_target = scaled.masked_select(~target_mask).view(scaled.shape[0], -1)
+    # The non-target classes of each row, in order: indices 0..C-2, shifted by one from the target on. A gather
+    # (unlike masked_select, whose output size depends on the values) never reads the mask back to the host.
+    offsets = torch.arange(num_classes - 1, device=scaled.device).expand(batch_size, -1)
+    non_target_index = offsets + (offsets >= target.unsqueeze(1)).long()
+    log_p_non_target = log_p.gather(1, non_target_index)
     # log(1 - p_target) computed as logsumexp over the non-target classes, stable where p_target -> 1
-    log_p_rest = torch.logsumexp(log_p.masked_fill(target_mask, float("-inf")), dim=1, keepdim=True)
+    log_p_rest = torch.logsumexp(log_p_non_target, dim=1, keepdim=True)
+    non_target = scaled.gather(1, non_target_index)
     return torch.cat([log_p_target, log_p_rest], dim=1), F.log_softmax(non_target, dim=1)
 
 
@@ -117,7 +126,7 @@ def dkd(
     alpha: float,
     beta: float,
     temperature: Temperature,
-    check_finite: bool = False,
+    check_finite: bool | None = None,
 ) -> dict[str, Tensor]:
     r"""Decoupled knowledge distillation (Zhao et al., CVPR 2022).
 
@@ -137,7 +146,7 @@ def dkd(
         alpha: Weight of TCKD.
         beta: Weight of NCKD.
         temperature: A positive float, or a per-sample tensor of shape (batch, 1).
-        check_finite: Raise on NaN/Inf logits and check the target range on accelerators too.
+        check_finite: As for :func:`kd_kl`; the target's range is one of the value checks.
 
     Returns:
         ``{"tckd": alpha * T^2 * TCKD, "nckd": beta * T^2 * NCKD}``, each averaged over the batch.
@@ -194,8 +203,9 @@ def mlkd(
     *,
     temperature: Temperature,
     official: bool = True,
+    preprocess: Callable[[Tensor], Tensor] | None = None,
     standardize_logits: bool = False,
-    check_finite: bool = False,
+    check_finite: bool | None = None,
 ) -> dict[str, Tensor]:
     r"""Multi-level logit distillation (Jin et al., CVPR 2023).
 
@@ -211,14 +221,14 @@ def mlkd(
     * the masks multiply already-reduced scalars, so each masked term is scaled by the kept fraction (about
       0.5) instead of selecting samples;
     * two of the strong-view instance terms (T = 2 and T = 6) use the weak-view logits;
-    * with Z-score (``standardize_logits=True``) only the instance-level terms are standardized; the batch-
-      and class-level terms and the masks use raw logits.
+    * with a pre-process (``preprocess=standardize``, MLKD+Z) only the instance-level terms are pre-processed;
+      the batch- and class-level terms and the masks use raw logits.
 
     ``official=False`` is the method as its paper describes it: per-sample and per-class masks, strong logits
-    for every strong-view term, and Z-score everywhere when standardizing (the confidence masks are always
-    taken from the teacher's raw weak-view probabilities, in both modes).
+    for every strong-view term, and the pre-process everywhere (the confidence masks are always taken from the
+    teacher's raw weak-view probabilities, in both modes).
 
-    Logits are passed raw: this function applies the Z-score itself, as the two modes differ in where.
+    Logits are passed raw: this function applies the pre-process itself, as the two modes differ in where.
 
     Args:
         student_logits: Student logits on the weak view, shape (batch, classes).
@@ -227,15 +237,18 @@ def mlkd(
         teacher_logits_strong: Teacher logits on the strong view.
         temperature: The base temperature, a positive float or a (batch, 1) tensor.
         official: Reproduce the released code (see above) or the paper.
-        standardize_logits: Apply :func:`lightning_kd.logits.standardize` (MLKD+Z).
-        check_finite: Raise on NaN/Inf logits.
+        preprocess: The logit pre-process, e.g. :func:`lightning_kd.logits.standardize` (MLKD+Z); ``None`` for
+            raw logits.
+        standardize_logits: Shorthand for ``preprocess=standardize`` (kept for existing callers).
+        check_finite: As for :func:`kd_kl`.
 
     Returns:
         ``{"kd_weak", "kd_strong", "batch", "class"}``: the instance-level terms on each view, and the batch-
         and class-level terms (weak view), each summed over the five temperatures.
 
     Raises:
-        ValueError: On bad logits or temperature, or weak and strong logits of different shapes.
+        ValueError: On bad logits or temperature, weak and strong logits of different shapes, or both
+            ``preprocess`` and ``standardize_logits``.
 
     Example:
         >>> import torch
@@ -244,8 +257,6 @@ def mlkd(
         >>> sorted(mlkd(s, t, s2, t2, temperature=4.0))
         ['batch', 'class', 'kd_strong', 'kd_weak']
     """
-    from lightning_kd.logits import standardize  # local import: logits imports nothing from losses
-
     check_logits_pair(student_logits, teacher_logits, check_finite=check_finite)
     check_logits_pair(student_logits_strong, teacher_logits_strong, check_finite=check_finite)
     if student_logits_strong.shape != student_logits.shape:
@@ -255,10 +266,17 @@ def mlkd(
         )
     batch_size = student_logits.shape[0]
     check_temperature(temperature, batch_size, check_values=check_finite)
+    if standardize_logits:
+        if preprocess is not None:
+            raise ValueError(
+                "Expected one of arguments `preprocess` and `standardize_logits`, but got both: pass"
+                " `preprocess=standardize` alone."
+            )
+        preprocess = standardize
+    pre: Callable[[Tensor], Tensor] = preprocess if preprocess is not None else (lambda x: x)
     with full_precision(student_logits):
         raw_s, raw_t = upcast(student_logits), upcast(teacher_logits)
         raw_s2, raw_t2 = upcast(student_logits_strong), upcast(teacher_logits_strong)
-        pre = standardize if standardize_logits else (lambda x: x)
         s, t, s2, t2 = pre(raw_s), pre(raw_t), pre(raw_s2), pre(raw_t2)
         base = _per_sample(temperature, batch_size, raw_s)
         temperatures: list[Temperature] = [base, *(float(extra) for extra in MLKD_TEMPERATURES)]
@@ -310,7 +328,7 @@ def dist(
     beta: float = 1.0,
     gamma: float = 1.0,
     temperature: Temperature = 1.0,
-    check_finite: bool = False,
+    check_finite: bool | None = None,
 ) -> dict[str, Tensor]:
     r"""DIST: knowledge distillation from a stronger teacher (Huang et al., NeurIPS 2022).
 
@@ -323,20 +341,22 @@ def dist(
     With a per-sample temperature the inter-class term weights each sample by its own :math:`T_i^2` and the
     intra-class term (which mixes samples) by the batch mean of :math:`T_i^2`.
 
+    A correlation across one sample is undefined: for a batch of one (e.g. the last batch of an epoch when
+    the dataset size leaves one sample over) the intra-class term is 0 and only the inter-class term counts.
+
     Args:
         student_logits: Student logits, shape (batch, classes).
         teacher_logits: Teacher logits, same shape.
         beta: Weight of the inter-class relation.
-        gamma: Weight of the intra-class relation (needs a batch of 2 or more).
+        gamma: Weight of the intra-class relation (0 for a batch of one sample, see above).
         temperature: A positive float, or a per-sample tensor of shape (batch, 1).
-        check_finite: Raise on NaN/Inf logits.
+        check_finite: As for :func:`kd_kl`.
 
     Returns:
         ``{"inter": ..., "intra": ...}``, already weighted by ``beta``/``gamma`` and :math:`T^2`.
 
     Raises:
-        ValueError: On bad logits or temperature, or a batch of 1 with ``gamma > 0`` (a correlation across
-            one sample is undefined).
+        ValueError: On bad logits or temperature.
 
     Example:
         >>> import torch
@@ -347,11 +367,6 @@ def dist(
     """
     check_logits_pair(student_logits, teacher_logits, check_finite=check_finite)
     batch_size = student_logits.shape[0]
-    if gamma > 0 and batch_size < 2:
-        raise ValueError(
-            "Expected argument `student_logits` to hold a batch of at least 2 samples for DIST's intra-class"
-            f" term (gamma={gamma}), but got a batch of {batch_size}. Use gamma=0 for single samples."
-        )
     check_temperature(temperature, batch_size, check_values=check_finite)
     with full_precision(student_logits):
         student, teacher = upcast(student_logits), upcast(teacher_logits)
@@ -360,7 +375,7 @@ def dist(
         p_student, p_teacher = F.softmax(student / t, dim=1), F.softmax(teacher / t, dim=1)
         inter = (weight * (1 - _pearson(p_student, p_teacher))).mean()
         intra = student.new_zeros(())
-        if gamma > 0:
+        if gamma > 0 and batch_size > 1:
             intra = weight.mean() * (1 - _pearson(p_student.T, p_teacher.T).mean())
         return {"inter": beta * inter, "intra": gamma * intra}
 
@@ -371,7 +386,7 @@ def ttm(
     *,
     gamma: float,
     weighted: bool = False,
-    check_finite: bool = False,
+    check_finite: bool | None = None,
 ) -> Tensor:
     r"""Transformed teacher matching, TTM, and its weighted form WTTM (Zheng & Yang, ICLR 2024).
 
@@ -391,7 +406,7 @@ def ttm(
         teacher_logits: Teacher logits, same shape.
         gamma: The power applied to the teacher's probabilities, positive (the paper's gamma = 1/T).
         weighted: WTTM's per-sample weighting.
-        check_finite: Raise on NaN/Inf logits.
+        check_finite: As for :func:`kd_kl`.
 
     Returns:
         The scalar loss.
@@ -406,8 +421,7 @@ def ttm(
         0.0
     """
     check_logits_pair(student_logits, teacher_logits, check_finite=check_finite)
-    if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not gamma > 0:
-        raise ValueError(f"Expected argument `gamma` to be a positive float, but got {gamma!r}.")
+    gamma = check_positive_float("gamma", gamma)
     with full_precision(student_logits):
         student, teacher = upcast(student_logits), upcast(teacher_logits)
         powered_log = gamma * F.log_softmax(teacher, dim=1)  # log of p_teacher ** gamma

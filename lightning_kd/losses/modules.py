@@ -1,76 +1,49 @@
 """Divergences as thin modules: they hold and validate hyperparameters and call the functional core.
 
-Every divergence has the same call signature, so :class:`lightning_kd.DistillationLoss` can compose any of
-them with any pre-process and temperature policy::
-
-    divergence(student_logits, teacher_logits, target=..., temperature=...,
-               student_logits_strong=..., teacher_logits_strong=...) -> dict[str, Tensor]
-
-Class attributes declare what a divergence needs: ``uses_temperature``, ``needs_target``, ``needs_views``
-(a weak and a strong augmented view, MLKD) and ``applies_preprocess`` (it applies the Z-score itself).
+Each is registered by name (``@register_divergence``) and implements :meth:`~lightning_kd.losses.Divergence.compute`
+on :class:`~lightning_kd.losses.DivergenceInputs`; the call signature is the base class's (see
+:mod:`lightning_kd.losses.base`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from torch import Tensor, nn
+from torch import Tensor
 
-from lightning_kd._names import unknown_name_error
+from lightning_kd._validation import check_non_negative_float, check_positive_float
 from lightning_kd.losses import functional as LF
+from lightning_kd.losses.base import Divergence, DivergenceInputs, register_divergence
 
-__all__ = ["DIST", "DIVERGENCES", "DKD", "KD", "MLKD", "TTM", "Divergence", "create_divergence"]
-
-
-def _check_non_negative(name: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise ValueError(f"Expected argument `{name}` to be a non-negative float, but got {value!r}.")
-    return float(value)
+__all__ = ["DIST", "DKD", "KD", "MLKD", "TTM"]
 
 
-class Divergence(nn.Module):
-    """Base class of the divergences composed by :class:`lightning_kd.DistillationLoss`."""
-
-    uses_temperature: ClassVar[bool] = True
-    needs_target: ClassVar[bool] = False
-    needs_views: ClassVar[bool] = False
-    applies_preprocess: ClassVar[bool] = False
-
-    def forward(
-        self,
-        student_logits: Tensor,
-        teacher_logits: Tensor,
-        *,
-        target: Tensor | None = None,
-        temperature: float | Tensor = 1.0,
-        student_logits_strong: Tensor | None = None,
-        teacher_logits_strong: Tensor | None = None,
-        standardize_logits: bool = False,
-        check_finite: bool = False,
-    ) -> dict[str, Tensor]:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-
+@register_divergence("kd")
 class KD(Divergence):
-    """Hinton KD, :func:`~lightning_kd.losses.functional.kd_kl`. Parts: ``{"kd"}``.
+    """Hinton KD, :func:`~lightning_kd.losses.functional.kd_kl`. Parts: ``{"kl"}``.
+
+    (``"kd"`` is the objective's name for the sum of a divergence's parts, ``train/loss_kd``, so the single
+    part of KD has a name of its own.)
 
     Example:
         >>> import torch
         >>> KD()(torch.zeros(2, 3), torch.zeros(2, 3), temperature=4.0)
-        {'kd': tensor(0.)}
+        {'kl': tensor(0.)}
     """
 
-    def forward(self, student_logits: Tensor, teacher_logits: Tensor, **kwargs: Any) -> dict[str, Tensor]:
+    parts: ClassVar[tuple[str, ...]] = ("kl",)
+
+    def compute(self, inputs: DivergenceInputs) -> dict[str, Tensor]:
         loss = LF.kd_kl(
-            student_logits,
-            teacher_logits,
-            temperature=kwargs.get("temperature", 1.0),
-            check_finite=kwargs.get("check_finite", False),
+            inputs.student_logits,
+            inputs.teacher_logits,
+            temperature=inputs.temperature,
+            check_finite=inputs.check_finite,
         )
-        return {"kd": loss}
+        return {"kl": loss}
 
 
+@register_divergence("dkd")
 class DKD(Divergence):
     """Decoupled KD, :func:`~lightning_kd.losses.functional.dkd`. Parts: ``{"tckd", "nckd"}``.
 
@@ -87,35 +60,37 @@ class DKD(Divergence):
     """
 
     needs_target: ClassVar[bool] = True
+    parts: ClassVar[tuple[str, ...]] = ("tckd", "nckd")
 
     def __init__(self, alpha: float = 1.0, beta: float = 8.0) -> None:
         super().__init__()
-        self.alpha = _check_non_negative("alpha", alpha)
-        self.beta = _check_non_negative("beta", beta)
+        self.alpha = check_non_negative_float("alpha", alpha)
+        self.beta = check_non_negative_float("beta", beta)
 
-    def forward(self, student_logits: Tensor, teacher_logits: Tensor, **kwargs: Any) -> dict[str, Tensor]:
-        target = kwargs.get("target")
-        if target is None:
+    def compute(self, inputs: DivergenceInputs) -> dict[str, Tensor]:
+        if inputs.target is None:
             raise ValueError("Expected argument `target` to be a tensor of class indices for DKD, but got None.")
         return LF.dkd(
-            student_logits,
-            teacher_logits,
-            target,
+            inputs.student_logits,
+            inputs.teacher_logits,
+            inputs.target,
             alpha=self.alpha,
             beta=self.beta,
-            temperature=kwargs.get("temperature", 1.0),
-            check_finite=kwargs.get("check_finite", False),
+            temperature=inputs.temperature,
+            check_finite=inputs.check_finite,
         )
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha}, beta={self.beta}"
 
 
+@register_divergence("mlkd")
 class MLKD(Divergence):
     """Multi-level logit distillation, :func:`~lightning_kd.losses.functional.mlkd`.
 
-    Needs a weak and a strong augmented view of every sample (a DataModule with ``strong_aug=True``).
-    Parts: ``{"kd_weak", "kd_strong", "batch", "class"}``.
+    Needs a weak and a strong augmented view of every sample (a DataModule with ``strong_aug=True``). It
+    receives raw logits and applies the objective's pre-process itself (``applies_preprocess``), where the
+    chosen numerics say. Parts: ``{"kd_weak", "kd_strong", "batch", "class"}``.
 
     Args:
         official: Reproduce the released code's numerics (default) or follow the paper; see
@@ -130,35 +105,35 @@ class MLKD(Divergence):
 
     needs_views: ClassVar[bool] = True
     applies_preprocess: ClassVar[bool] = True
+    parts: ClassVar[tuple[str, ...]] = ("kd_weak", "kd_strong", "batch", "class")
 
     def __init__(self, official: bool = True) -> None:
         super().__init__()
         self.official = bool(official)
 
-    def forward(self, student_logits: Tensor, teacher_logits: Tensor, **kwargs: Any) -> dict[str, Tensor]:
-        student_strong = kwargs.get("student_logits_strong")
-        teacher_strong = kwargs.get("teacher_logits_strong")
-        if student_strong is None or teacher_strong is None:
+    def compute(self, inputs: DivergenceInputs) -> dict[str, Tensor]:
+        if inputs.student_logits_strong is None or inputs.teacher_logits_strong is None:
             raise ValueError(
                 "Expected arguments `student_logits_strong` and `teacher_logits_strong` (logits of a strongly"
                 " augmented view) for MLKD, but got None. Use a DataModule with `strong_aug=True`, whose"
                 " batches are ((x_weak, x_strong), y)."
             )
         return LF.mlkd(
-            student_logits,
-            teacher_logits,
-            student_strong,
-            teacher_strong,
-            temperature=kwargs.get("temperature", 1.0),
+            inputs.student_logits,
+            inputs.teacher_logits,
+            inputs.student_logits_strong,
+            inputs.teacher_logits_strong,
+            temperature=inputs.temperature,
             official=self.official,
-            standardize_logits=kwargs.get("standardize_logits", False),
-            check_finite=kwargs.get("check_finite", False),
+            preprocess=inputs.preprocess,
+            check_finite=inputs.check_finite,
         )
 
     def extra_repr(self) -> str:
         return f"official={self.official}"
 
 
+@register_divergence("dist")
 class DIST(Divergence):
     """DIST, :func:`~lightning_kd.losses.functional.dist`. Parts: ``{"inter", "intra"}``.
 
@@ -172,29 +147,34 @@ class DIST(Divergence):
         ['inter', 'intra']
     """
 
+    parts: ClassVar[tuple[str, ...]] = ("inter", "intra")
+
     def __init__(self, beta: float = 1.0, gamma: float = 1.0) -> None:
         super().__init__()
-        self.beta = _check_non_negative("beta", beta)
-        self.gamma = _check_non_negative("gamma", gamma)
+        self.beta = check_non_negative_float("beta", beta)
+        self.gamma = check_non_negative_float("gamma", gamma)
 
-    def forward(self, student_logits: Tensor, teacher_logits: Tensor, **kwargs: Any) -> dict[str, Tensor]:
+    def compute(self, inputs: DivergenceInputs) -> dict[str, Tensor]:
         return LF.dist(
-            student_logits,
-            teacher_logits,
+            inputs.student_logits,
+            inputs.teacher_logits,
             beta=self.beta,
             gamma=self.gamma,
-            temperature=kwargs.get("temperature", 1.0),
-            check_finite=kwargs.get("check_finite", False),
+            temperature=inputs.temperature,
+            check_finite=inputs.check_finite,
         )
 
     def extra_repr(self) -> str:
         return f"beta={self.beta}, gamma={self.gamma}"
 
 
+@register_divergence("ttm")
+@register_divergence("wttm", weighted=True)
 class TTM(Divergence):
     """Transformed teacher matching (and WTTM with ``weighted=True``), :func:`~lightning_kd.losses.functional.ttm`.
 
-    TTM takes no temperature: its exponent ``gamma`` plays that role (``gamma = 1/T``). Parts: ``{"ttm"}``.
+    TTM takes no temperature: its exponent ``gamma`` plays that role (``gamma = 1/T``). Parts: ``{"ttm"}``
+    (``{"wttm"}`` when weighted). Registered as ``"ttm"`` and as ``"wttm"`` (``weighted=True``).
 
     Args:
         gamma: The power applied to the teacher's probabilities.
@@ -208,54 +188,22 @@ class TTM(Divergence):
     """
 
     uses_temperature: ClassVar[bool] = False
+    parts: ClassVar[tuple[str, ...]] = ("ttm", "wttm")
 
     def __init__(self, gamma: float = 0.25, weighted: bool = False) -> None:
         super().__init__()
-        if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not gamma > 0:
-            raise ValueError(f"Expected argument `gamma` to be a positive float, but got {gamma!r}.")
-        self.gamma = float(gamma)
+        self.gamma = check_positive_float("gamma", gamma)
         self.weighted = bool(weighted)
 
-    def forward(self, student_logits: Tensor, teacher_logits: Tensor, **kwargs: Any) -> dict[str, Tensor]:
+    def compute(self, inputs: DivergenceInputs) -> dict[str, Tensor]:
         loss = LF.ttm(
-            student_logits,
-            teacher_logits,
+            inputs.student_logits,
+            inputs.teacher_logits,
             gamma=self.gamma,
             weighted=self.weighted,
-            check_finite=kwargs.get("check_finite", False),
+            check_finite=inputs.check_finite,
         )
         return {"wttm" if self.weighted else "ttm": loss}
 
     def extra_repr(self) -> str:
         return f"gamma={self.gamma}, weighted={self.weighted}"
-
-
-def _wttm(**kwargs: Any) -> TTM:
-    return TTM(weighted=True, **kwargs)
-
-
-#: Divergences by name: the names a recipe or ``DistillationLoss(divergence=...)`` accepts.
-DIVERGENCES: dict[str, Callable[..., Divergence]] = {
-    "kd": KD,
-    "dkd": DKD,
-    "mlkd": MLKD,
-    "dist": DIST,
-    "ttm": TTM,
-    "wttm": _wttm,
-}
-
-
-def create_divergence(name: str, **kwargs: Any) -> Divergence:
-    """Build a divergence by name with its hyperparameters.
-
-    Example:
-        >>> create_divergence("dkd", alpha=1.0, beta=8.0)
-        DKD(alpha=1.0, beta=8.0)
-        >>> create_divergence("kdd")  # doctest: +ELLIPSIS
-        Traceback (most recent call last):
-        ...
-        ValueError: Expected argument `divergence` to be one of ..., but got 'kdd'. Did you mean 'kd' or ...?
-    """
-    if name not in DIVERGENCES:
-        raise unknown_name_error("divergence", name, DIVERGENCES)
-    return DIVERGENCES[name](**kwargs)

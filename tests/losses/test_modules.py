@@ -8,6 +8,7 @@ from collections.abc import Callable
 import pytest
 import torch
 
+from lightning_kd.logits import standardize
 from lightning_kd.losses import DIST, DIVERGENCES, DKD, KD, MLKD, TTM, Divergence, create_divergence
 from lightning_kd.losses import functional as LF
 
@@ -23,12 +24,12 @@ Y = torch.tensor([0, 4, 2, 1])
 
 def test_kd_module_forwards_to_function_and_names_part() -> None:
     parts = KD()(S, T, temperature=3.0)
-    assert list(parts) == ["kd"]
-    torch.testing.assert_close(parts["kd"], LF.kd_kl(S, T, temperature=3.0))
+    assert list(parts) == ["kl"]
+    torch.testing.assert_close(parts["kl"], LF.kd_kl(S, T, temperature=3.0))
     # the hand value of KL at T=1 for one sample
     p = torch.softmax(T[0], 0)
     expected = float((p * (p.log() - torch.log_softmax(S[0], 0))).sum())
-    assert float(KD()(S[:1], T[:1], temperature=1.0)["kd"]) == pytest.approx(expected, rel=1e-10)
+    assert float(KD()(S[:1], T[:1], temperature=1.0)["kl"]) == pytest.approx(expected, rel=1e-10)
 
 
 def test_dkd_module() -> None:
@@ -52,7 +53,14 @@ def test_dkd_module_needs_target() -> None:
 @pytest.mark.parametrize("zscore", [False, True])
 def test_mlkd_module(official: bool, zscore: bool) -> None:
     module = MLKD(official=official)
-    parts = module(S, T, student_logits_strong=S2, teacher_logits_strong=T2, temperature=4.0, standardize_logits=zscore)
+    parts = module(
+        S,
+        T,
+        student_logits_strong=S2,
+        teacher_logits_strong=T2,
+        temperature=4.0,
+        preprocess=standardize if zscore else None,
+    )
     assert set(parts) == {"kd_weak", "kd_strong", "batch", "class"}
     ref = LF.mlkd(S, T, S2, T2, temperature=4.0, official=official, standardize_logits=zscore)
     torch.testing.assert_close(parts, ref)
@@ -120,13 +128,13 @@ def test_unknown_divergence_lists_valid_names_and_closest() -> None:
     ],
 )
 def test_negative_weights_raise(factory: Callable[[], object], name: str) -> None:
-    with pytest.raises(ValueError, match=rf"`{name}` to be a non-negative float, but got -"):
+    with pytest.raises(ValueError, match=rf"`{name}` to be a finite, non-negative float, but got -"):
         factory()
 
 
 @pytest.mark.parametrize("gamma", [0.0, -0.25, True, "0.5"])
 def test_ttm_bad_gamma_raises(gamma: object) -> None:
-    with pytest.raises(ValueError, match=r"`gamma` to be a positive float"):
+    with pytest.raises(ValueError, match=r"`gamma` to be a finite, positive float"):
         TTM(gamma=gamma)  # type: ignore[arg-type]
 
 
