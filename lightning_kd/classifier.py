@@ -16,15 +16,39 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics import MaxMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
+from typing_extensions import override
 
 from lightning_kd._batch import extract_logits, split_batch
+from lightning_kd._diagnostics import EpochMeans, is_logging_step
+from lightning_kd._metrics import TopKAccuracy
+from lightning_kd._validation import unknown_name_error
+from lightning_kd.export import check_finite, save_atomically
+from lightning_kd.guard import NonFiniteGuard
 
-__all__ = ["ClassifierModule", "OptimizerFactory", "SchedulerFactory"]
+__all__ = ["COMPILE_MODES", "ClassifierModule", "OptimizerFactory", "SchedulerFactory", "compile_mode"]
 
 #: ``params -> optimizer``; in YAML ``{class_path: torch.optim.SGD, init_args: {lr: 0.05}}``.
 OptimizerFactory = Callable[[Iterable], torch.optim.Optimizer]
 #: ``optimizer -> scheduler``; in YAML ``{class_path: torch.optim.lr_scheduler.MultiStepLR, init_args: ...}``.
 SchedulerFactory = Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler]
+
+
+#: The ``torch.compile`` modes ``compile=`` accepts (``True`` is ``"default"``).
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
+def compile_mode(compile: bool | str) -> str | None:
+    """The ``torch.compile`` mode of a ``compile=`` argument, or ``None`` for no compilation.
+
+    Example:
+        >>> compile_mode(True), compile_mode(False), compile_mode("reduce-overhead")
+        ('default', None, 'reduce-overhead')
+    """
+    if isinstance(compile, bool):
+        return "default" if compile else None
+    if compile not in COMPILE_MODES:
+        raise unknown_name_error("compile", compile, COMPILE_MODES)
+    return compile
 
 
 def _infer_num_classes(model: nn.Module) -> int | None:
@@ -35,8 +59,17 @@ def _infer_num_classes(model: nn.Module) -> int | None:
     return linears[-1].out_features if linears else None
 
 
-def _accuracy(num_classes: int, prefix: str) -> MetricCollection:
-    metrics: dict[str, Any] = {"acc1": MulticlassAccuracy(num_classes, top_k=1, average="micro")}
+def _accuracy(num_classes: int, prefix: str, *, per_step: bool = False) -> MetricCollection:
+    """Top-1 (and top-5 for 5+ classes) accuracy. ``per_step``: the training metrics, updated in every step with
+    :class:`~lightning_kd._metrics.TopKAccuracy`, which reads nothing back from the device (torchmetrics'
+    top-k update one-hot encodes the targets and checks them on the host)."""
+    metrics: dict[str, Any]
+    if per_step:
+        metrics = {"acc1": TopKAccuracy(1)}
+        if num_classes >= 5:
+            metrics["acc5"] = TopKAccuracy(5)
+        return MetricCollection(metrics, prefix=prefix)
+    metrics = {"acc1": MulticlassAccuracy(num_classes, top_k=1, average="micro")}
     if num_classes >= 5:
         metrics["acc5"] = MulticlassAccuracy(num_classes, top_k=5, average="micro")
     return MetricCollection(metrics, prefix=prefix)
@@ -72,7 +105,9 @@ class ClassifierModule(pl.LightningModule):
         lr_scheduler: A factory ``optimizer -> LRScheduler``, stepped every epoch.
         logits_key: Where the logits are in the model's output (default: a tensor as is, the first item of a
             tuple, the ``"logits"`` entry of a dict).
-        compile: ``torch.compile`` the model's forward.
+        compile: ``torch.compile`` the model's forward: ``True`` (``"default"``) or a ``torch.compile`` mode,
+            ``"reduce-overhead"`` (CUDA graphs), ``"max-autotune"``, ``"max-autotune-no-cudagraphs"``. Use fixed
+            batch shapes (the DataModules' ``drop_last=True``) so no recompilation follows the epoch's last batch.
         channels_last: Use the channels-last memory format for the model and image batches.
 
     Example:
@@ -94,7 +129,7 @@ class ClassifierModule(pl.LightningModule):
         optimizer: OptimizerFactory | None = None,
         lr_scheduler: SchedulerFactory | None = None,
         logits_key: str | int | None = None,
-        compile: bool = False,
+        compile: bool | str = False,
         channels_last: bool = False,
     ) -> None:
         super().__init__()
@@ -109,15 +144,18 @@ class ClassifierModule(pl.LightningModule):
         self.optimizer_factory = optimizer
         self.scheduler_factory = lr_scheduler
         self.logits_key = logits_key
-        self.compile_models = compile
+        self.compile_mode = compile_mode(compile)
         self.channels_last = channels_last
         self._compiled: Callable[[Tensor], Any] | None = None
-        self.train_metrics = _accuracy(num_classes, "train/")
+        self.train_metrics = _accuracy(num_classes, "train/", per_step=True)
         self.val_metrics = _accuracy(num_classes, "val/")
         self.test_metrics = _accuracy(num_classes, "test/")
         self.val_acc1_best = MaxMetric()
         self.val_acc1_best.persistent(True)  # in checkpoints, so "best" survives a resume
+        self._guard = NonFiniteGuard(("loss",))  # the same NaN/Inf guard as the distillation modules'
+        self._ce_means = EpochMeans("train/")
 
+    @override
     def forward(self, x: Tensor) -> Tensor:
         """The model's logits."""
         if self.channels_last and x.ndim == 4:
@@ -126,15 +164,17 @@ class ClassifierModule(pl.LightningModule):
         network = self._compiled if self._compiled is not None else self.model
         return extract_logits(network(x), self.logits_key)
 
+    @override
     def setup(self, stage: str) -> None:
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
-        if self.compile_models and self._compiled is None:
+        if self.compile_mode is not None and self._compiled is None:
             # Kept out of the module tree (not registered as a submodule): registered, the compiled wrapper
             # would put a second copy of the weights ("_compiled._orig_mod.*") into state_dict and checkpoints,
             # which then would not load into a module that is not compiled (yet), e.g. in load_from_checkpoint.
-            self.__dict__["_compiled"] = torch.compile(self.model)
+            self.__dict__["_compiled"] = torch.compile(self.model, mode=self.compile_mode)
 
+    @override
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
         x, target = split_batch(batch)
         views = x if isinstance(x, tuple) else (x,)
@@ -144,14 +184,29 @@ class ClassifierModule(pl.LightningModule):
             )
         logits = [self(v) for v in views]
         loss = torch.stack([F.cross_entropy(lg.float(), target) for lg in logits]).sum()
-        self.log_dict(
-            {"train/loss": loss, "train/loss_ce": loss}, on_step=True, on_epoch=True, batch_size=target.shape[0]
-        )
+        batch_size = target.shape[0]
+        self.log("train/loss", loss, on_step=True, on_epoch=True, batch_size=batch_size)
+        # the same value under the distillation modules' name (summed on the device: one self.log per step)
+        self._ce_means.update(self, {"loss_ce": loss}, batch_size, is_logging_step(self._trainer))
+        self._guard.record([loss], step=self.global_step, batch_idx=batch_idx, epoch=self.current_epoch)
         self.train_metrics.update(logits[0].detach(), target)
         return loss
 
+    @override
+    def on_fit_start(self) -> None:
+        self._guard.window = max(1, getattr(self.trainer, "log_every_n_steps", 0) or 50)
+        self._guard.reset()
+        self._ce_means.reset()
+
+    @override
+    def on_fit_end(self) -> None:
+        self._guard.check()
+
+    @override
     def on_train_epoch_end(self) -> None:
         # Accuracy is accumulated by torchmetrics every step and logged once per epoch (DDP-synced in compute).
+        self._guard.check()
+        self._ce_means.log_epoch(self)
         self.log_dict(self.train_metrics.compute())
         self.train_metrics.reset()
 
@@ -166,16 +221,20 @@ class ClassifierModule(pl.LightningModule):
         metrics.update(logits, target)
         return x
 
+    @override
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         self._evaluate(batch, self.val_metrics, "val")
 
+    @override
     def test_step(self, batch: Any, batch_idx: int) -> None:
         self._evaluate(batch, self.test_metrics, "test")
 
+    @override
     def predict_step(self, batch: Any, batch_idx: int) -> Tensor:
         x, _ = split_batch(batch)
         return self(x[0] if isinstance(x, tuple) else x)
 
+    @override
     def on_validation_epoch_end(self) -> None:
         values = self.val_metrics.compute()
         self.val_metrics.reset()
@@ -184,6 +243,7 @@ class ClassifierModule(pl.LightningModule):
             self.val_acc1_best.update(values["val/acc1"])
             self.log("val/acc1_best", self.val_acc1_best.compute())
 
+    @override
     def on_test_epoch_end(self) -> None:
         self.log_dict(self.test_metrics.compute())
         self.test_metrics.reset()
@@ -192,6 +252,7 @@ class ClassifierModule(pl.LightningModule):
         """The parameters the optimizer updates."""
         return [p for p in self.model.parameters() if p.requires_grad]
 
+    @override
     def configure_optimizers(self) -> Any:
         if self.optimizer_factory is None:
             optimizer: torch.optim.Optimizer = torch.optim.SGD(
@@ -207,10 +268,25 @@ class ClassifierModule(pl.LightningModule):
     def export(self, path: str | Path) -> Path:
         """Write the model's plain ``state_dict`` (loadable into the bare architecture with ``strict=True``).
 
+        The tensors are written detached, on the CPU and contiguous, atomically
+        (:func:`~lightning_kd.export.save_atomically`: a full disk or a killed process leaves the previous file
+        intact), creating the parent folder if needed. Weights with a NaN or Inf are refused before anything is
+        written.
+
         Returns:
             The path written.
+
+        Raises:
+            NonFiniteError: If a floating-point tensor of the state_dict holds a NaN or Inf (nothing is written).
+
+        Example:
+            >>> import tempfile
+            >>> from torch import nn
+            >>> with tempfile.TemporaryDirectory() as folder:
+            ...     path = ClassifierModule(nn.Linear(4, 3)).export(Path(folder) / "model.pt")
+            ...     sorted(torch.load(path, weights_only=True))
+            ['bias', 'weight']
         """
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}, path)
-        return path
+        state_dict = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
+        check_finite(state_dict, path)
+        return save_atomically(state_dict, path)

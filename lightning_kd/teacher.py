@@ -16,7 +16,11 @@ makes the keys match the architecture.
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import pickle
+import re
+import struct
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["TeacherInputAdapter", "freeze", "load_teacher", "state_dict_from_checkpoint"]
+__all__ = ["TeacherInputAdapter", "freeze", "load_teacher", "state_dict_from_checkpoint", "state_dict_sha256"]
 
 _PREFIXES = ("module.", "model.", "net.", "student.", "_orig_mod.")
 _WEIGHT_KEYS = ("state_dict", "model", "model_state_dict", "net", "weights")
@@ -45,17 +49,105 @@ def freeze(model: nn.Module) -> nn.Module:
     return model
 
 
+def state_dict_sha256(module: nn.Module) -> str:
+    """The identity of a network's weights: the SHA-256 of its ``state_dict`` (names, dtypes, shapes, values).
+
+    Two networks with the same architecture and weights give the same digest, wherever their tensors are
+    (device, memory format); any changed value, buffer (BatchNorm statistics), name or dtype changes it. It
+    identifies a teacher in a run's hyperparameters and checkpoints, so a later ``analyze``, a resume or a
+    teacher-logit cache can tell that the teacher file changed.
+
+    Example:
+        >>> from torch import nn
+        >>> import torch
+        >>> a = nn.Linear(2, 2)
+        >>> b = nn.Linear(2, 2)
+        >>> _ = b.load_state_dict(a.state_dict())
+        >>> state_dict_sha256(a) == state_dict_sha256(b), len(state_dict_sha256(a))
+        (True, 64)
+        >>> with torch.no_grad():
+        ...     _ = b.weight.add_(1)
+        >>> state_dict_sha256(a) == state_dict_sha256(b)
+        False
+    """
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        value = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}|{value.dtype}|{tuple(value.shape)}|".encode())
+        digest.update(value.reshape(-1).view(torch.uint8).numpy().tobytes() if value.numel() else b"")
+    return digest.hexdigest()
+
+
+# What torch.load raises on a file it cannot read as a checkpoint: a zip that is not torch's (RuntimeError from
+# its zip reader), a truncated or empty file (EOFError), bytes that are no pickle (UnpicklingError, or
+# IndexError/KeyError/ValueError/struct.error from the unpickler's stack), a pickle with no torch magic number
+# (RuntimeError).
+_UNREADABLE = (RuntimeError, EOFError, pickle.UnpicklingError, IndexError, KeyError, ValueError, struct.error)
+# The weights-only unpickler names the global it refused ("Unsupported global: GLOBAL argparse.Namespace was
+# not an allowed global by default", "Trying to load unsupported GLOBAL os.system whose module os is blocked").
+_DISALLOWED_GLOBAL = re.compile(r"GLOBAL (\S+) (was not an allowed global|whose module \S+ is blocked)")
+# The parts of torch's zip-reader errors that say nothing about this file.
+_TORCH_BOILERPLATE = re.compile(r"^\[enforce fail at [^\]]*\]\s*\.?\s*|\s*This is an internal miniz error.*$")
+
+
+def _disallowed_global(error: BaseException) -> tuple[str, bool] | None:
+    """``(name, blocked)`` of the global a weights-only load refused, if that is why it failed (torch wraps the
+    unpickler's error); ``blocked``: from a module torch never allows (``os``, ``sys``, ...)."""
+    for candidate in (error, error.__cause__, error.__context__):
+        match = _DISALLOWED_GLOBAL.search(str(candidate)) if candidate is not None else None
+        if match:
+            return match.group(1).rstrip("."), match.group(2).startswith("whose")
+    return None
+
+
 def _load_file(path: Path, weights_only: bool) -> Any:
+    """``torch.load`` a teacher file onto the CPU, with errors that say what is wrong with the file.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     path = Path(folder) / "teacher.yaml"
+        ...     _ = path.write_text("model: resnet32x4\\n")
+        ...     _load_file(path, weights_only=True)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: ... not a PyTorch checkpoint or corrupt: .../teacher.yaml (size 18 bytes)...
+    """
+    if path.is_dir():
+        inside = sorted(p.name for p in path.iterdir() if p.suffix in {".pt", ".pth", ".ckpt", ".bin"})
+        hint = f" It holds {', '.join(inside[:5])}{' ...' if len(inside) > 5 else ''}." if inside else ""
+        raise IsADirectoryError(
+            f"Expected argument `teacher` to be a checkpoint file, but {path} is a directory.{hint}"
+        )
     if not path.is_file():
         raise FileNotFoundError(
             f"Expected argument `teacher` to be an existing checkpoint file, but {path} does not exist."
         )
     try:
         return torch.load(path, map_location="cpu", weights_only=weights_only)
-    except pickle.UnpicklingError as error:
+    except _UNREADABLE as error:
+        refused = _disallowed_global(error) if weights_only else None
+        if refused is not None:
+            name, blocked = refused
+            advice = (
+                " It calls into a module that can run any command on load: do not load it unless you made it"
+                " yourself (then `teacher_weights_only=False`)."
+                if blocked
+                else " If you trust the file, pass `teacher_weights_only=False`."
+            )
+            raise ValueError(
+                f"Could not load {path} with weights_only=True: it holds Python objects beyond tensors (the"
+                f" global `{name}`, which safe loading refuses).{advice}"
+            ) from error
+        # torch wraps the weights-only unpickler's error in a long advice text: report the unpickler's own
+        original = error.__context__ if isinstance(error, pickle.UnpicklingError) and weights_only else error
+        original = original if original is not None else error
+        detail = (str(original).strip().splitlines() or [""])[0]
+        detail = _TORCH_BOILERPLATE.sub("", detail).strip().rstrip(".")[:200]
         raise ValueError(
-            f"Could not load {path} with weights_only={weights_only}: it holds Python objects beyond tensors."
-            " If you trust the file, pass `teacher_weights_only=False`."
+            "Expected argument `teacher` to be a checkpoint written by torch.save, but the file is not a PyTorch"
+            f" checkpoint or corrupt: {path} (size {path.stat().st_size} bytes). torch.load failed with"
+            f" {type(original).__name__}{': ' + detail if detail else ''}."
         ) from error
 
 
@@ -126,7 +218,8 @@ def load_teacher(
     """Build a frozen teacher from a module or a checkpoint file.
 
     Args:
-        teacher: An ``nn.Module`` (used as is), or the path of a checkpoint (formats in the module docstring).
+        teacher: An ``nn.Module`` (a frozen copy of it is returned: the module you pass is not changed), or
+            the path of a checkpoint (formats in the module docstring).
         arch: The architecture's name in :func:`lightning_kd.models.create_model` when the file holds only
             weights (e.g. ``"resnet32x4"``).
         num_classes: The teacher's class count; inferred from its classifier's weights when omitted.
@@ -136,22 +229,28 @@ def load_teacher(
             trusted files that hold pickled objects.
 
     Returns:
-        The teacher in eval mode with ``requires_grad=False`` on every parameter.
+        The teacher in eval mode with ``requires_grad=False`` on every parameter (a new object).
 
     Raises:
         FileNotFoundError: If the path does not exist.
-        ValueError: If the file holds weights but no ``arch`` is given, or the weights do not fit the
-            architecture: the message lists the missing, unexpected and mis-shaped keys.
+        IsADirectoryError: If the path is a directory.
+        ValueError: If the file is not a PyTorch checkpoint or is corrupt (the message gives its path and size);
+            if safe loading refuses a Python global the file needs (the message names it); if the file holds
+            weights but no ``arch`` is given, or the weights do not fit the architecture: the message lists the
+            missing, unexpected and mis-shaped keys.
 
     Example:
         >>> import torch
         >>> from torch import nn
-        >>> teacher = load_teacher(nn.Linear(4, 3))
-        >>> teacher.training
-        False
+        >>> mine = nn.Linear(4, 3)
+        >>> teacher = load_teacher(mine)
+        >>> teacher.training, mine.training, mine.weight.requires_grad
+        (False, True, True)
     """
     if isinstance(teacher, nn.Module):
-        return freeze(teacher)
+        # A copy: the caller's module keeps its mode and its requires_grad flags, so it can still be trained
+        # or used elsewhere; the teacher of the run is this frozen copy.
+        return freeze(copy.deepcopy(teacher))
     path = Path(teacher).expanduser()
     loaded = _load_file(path, weights_only)
     if isinstance(loaded, nn.Module) and arch is None:

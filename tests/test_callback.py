@@ -91,7 +91,7 @@ def test_callback_adds_kd_weight_times_kd_and_leaves_the_module_unchanged(tmp_pa
         expected = hand_ce(student_logits, first_y) + 0.7 * hand_kd(student_logits, teacher_logits, 4.0)
     callback = KnowledgeDistillation(teacher, "kd", kd_weight=0.7, loss_kwargs={"temperature": 4.0})
     recorder = LossRecorder()
-    trainer = make_trainer(max_epochs=1, callbacks=[callback, recorder])
+    trainer = make_trainer(max_epochs=1, callbacks=[callback, recorder], log_every_n_steps=1)
     trainer.fit(module, loader(data))
 
     torch.testing.assert_close(recorder.losses[0].double(), expected, rtol=1e-5, atol=1e-6)
@@ -100,9 +100,12 @@ def test_callback_adds_kd_weight_times_kd_and_leaves_the_module_unchanged(tmp_pa
     assert "train/temperature" in trainer.callback_metrics and "train/ce" in trainer.callback_metrics
 
     _assert_module_untouched(module, names, keys)
-    assert {id(p) for p in teacher.parameters()}.isdisjoint(optimizer_param_ids(trainer))
-    assert not teacher.training and not any(p.requires_grad for p in teacher.parameters())
-    assert states_equal(teacher_state, clone_state(teacher))
+    frozen = callback.teacher
+    assert {id(p) for p in frozen.parameters()}.isdisjoint(optimizer_param_ids(trainer))
+    assert not frozen.training and not any(p.requires_grad for p in frozen.parameters())
+    assert states_equal(teacher_state, clone_state(frozen))
+    # the caller's teacher object is not changed (a frozen copy is held)
+    assert all(p.requires_grad for p in teacher.parameters()) and states_equal(teacher_state, clone_state(teacher))
 
     path = tmp_path / "module.ckpt"
     trainer.save_checkpoint(path)

@@ -239,13 +239,14 @@ def test_total_loss_by_hand_with_kd_warmup_over_epochs() -> None:
     assert float(ce) > 0.1 and float(kd) > 0.01  # both parts matter
 
 
-def test_ce_and_kd_weights_replace_the_loss_weights() -> None:
+def test_ce_and_kd_weights_override_the_loss_weights() -> None:
     loss = DistillationLoss("kd", temperature=2.0, ce_weight=1.0, kd_weight=1.0)
     module = DistillationModule(mlp(), bn_teacher(), loss, ce_weight=0.0, kd_weight=2.5)
-    assert (module.loss.ce_weight, module.loss.kd_weight) == (0.0, 2.5)
+    assert (module.weights.ce_weight, module.weights.kd_weight) == (0.0, 2.5)
+    assert (loss.ce_weight, loss.kd_weight) == (1.0, 1.0)  # the caller's object is not changed
     x, y = next(iter(loader()))
     out, student_logits, teacher_logits, target = module.compute_loss((x, y))
-    assert sorted(out.parts) == ["kd"] and target is y
+    assert sorted(out.parts) == ["kl"] and target is y
     torch.testing.assert_close(
         out.loss.double(), 2.5 * hand_kd(student_logits, teacher_logits, 2.0), rtol=1e-5, atol=1e-6
     )
@@ -318,7 +319,7 @@ def test_everything_is_logged_under_the_documented_keys(tmp_path: Path) -> None:
 
 def test_per_sample_temperature_logs_its_range() -> None:
     module = DistillationModule(mlp(), bn_teacher(), DistillationLoss("kd", temperature=MaxLogitTemperature()))
-    trainer = make_trainer(max_steps=1)
+    trainer = make_trainer(max_steps=1, log_every_n_steps=1)
     trainer.fit(module, loader())
     metrics = trainer.callback_metrics
     low, mean, high = (float(metrics[f"train/temperature{s}"]) for s in ("_min", "", "_max"))
@@ -331,7 +332,7 @@ def test_mlkd_trains_an_epoch_on_two_view_digits() -> None:
         mlp(), bn_teacher(), "mlkd", loss_kwargs={"temperature": 4.0}, optimizer=partial(torch.optim.SGD, lr=0.05)
     )
     before = clone_state(module.student)
-    trainer = make_trainer(max_epochs=1)
+    trainer = make_trainer(max_epochs=1, log_every_n_steps=1)
     trainer.fit(module, datamodule=datamodule)
     assert trainer.global_step == math.ceil(1437 / 128)
     assert not states_equal(before, clone_state(module.student))
@@ -422,3 +423,88 @@ def test_other_bad_arguments() -> None:
         DistillationModule(mlp(), bn_teacher(), kd_weight=-1.0)
     with pytest.raises(TypeError, match="DistillationLoss or a divergence name"):
         DistillationModule(mlp(), bn_teacher(), nn.KLDivLoss())  # type: ignore[arg-type]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# views, batch shapes and the non-finite guard
+def _bn_student(seed: int = 5) -> nn.Sequential:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 10))
+
+
+def test_mlkd_forwards_the_weak_view_first() -> None:
+    """The student's BatchNorm statistics after an MLKD step are those of weak-then-strong, as in the released code."""
+    g = torch.Generator().manual_seed(3)
+    weak, strong = torch.randn(8, 1, 8, 8, generator=g), torch.randn(8, 1, 8, 8, generator=g) * 3 + 1
+    y = torch.randint(0, 10, (8,), generator=g)
+    module = DistillationModule(_bn_student(), bn_teacher(), "mlkd", loss_kwargs={"temperature": 4.0})
+    module.train()
+    module.compute_loss(((weak, strong), y))
+    reference = _bn_student().train()
+    with torch.no_grad():
+        reference(weak)
+        reference(strong)
+    bn, ref_bn = module.student[2], reference[2]
+    assert torch.equal(bn.running_mean, ref_bn.running_mean) and torch.equal(bn.running_var, ref_bn.running_var)
+    other_order = _bn_student().train()
+    with torch.no_grad():
+        other_order(strong)
+        other_order(weak)
+    assert not torch.equal(bn.running_mean, other_order[2].running_mean)
+
+
+def test_two_view_batches_with_a_single_view_divergence_are_refused() -> None:
+    module = DistillationModule(mlp(), bn_teacher(), "kd")
+    x, y = torch.randn(4, 1, 8, 8), torch.randint(0, 10, (4,))
+    with pytest.raises(
+        ValueError, match=r"Expected single-view batches \(x, y\) for KD, but got \(\(x_weak, x_strong\)"
+    ):
+        module.compute_loss(((x, x), y))
+
+
+def test_dist_with_a_last_batch_of_one_trains_the_epoch() -> None:
+    """17 samples in batches of 16 leave a batch of one: DIST's intra-class term is 0 there, no crash."""
+    module = DistillationModule(mlp(), bn_teacher(), DistillationLoss("dist", temperature=4.0))
+    trainer = make_trainer(max_epochs=1)
+    trainer.fit(module, loader(random_dataset(17), batch_size=16))
+    assert trainer.global_step == 2 and torch.isfinite(trainer.callback_metrics["train/loss"])
+
+
+def test_negative_check_finite_steps_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"`check_finite_steps` to be a non-negative integer, but got -1"):
+        DistillationModule(mlp(), bn_teacher(), check_finite_steps=-1)
+
+
+class _PoisonedData(Dataset):
+    """Random digits-shaped samples; one NaN pixel in sample ``bad``."""
+
+    def __init__(self, n: int, bad: int) -> None:
+        self.x, self.y = random_dataset(n).tensors
+        self.x = self.x.clone()
+        self.x[bad, 0, 3, 3] = float("nan")
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+        return self.x[index], self.y[index]
+
+
+@pytest.mark.parametrize("temperature", ["fixed", "ctkd"])
+def test_a_nan_after_the_first_steps_stops_the_run_naming_step_batch_and_tensor(temperature: str) -> None:
+    from lightning_kd import CurriculumTemperature
+    from lightning_kd.guard import NonFiniteError
+
+    policy: Any = 4.0 if temperature == "fixed" else CurriculumTemperature()
+    module = DistillationModule(mlp(), bn_teacher(), DistillationLoss("kd", temperature=policy))
+    data = DataLoader(_PoisonedData(32, bad=3 * 4 + 1), batch_size=4)  # sample 13: batch 3 of epoch 0
+    trainer = make_trainer(max_epochs=2)
+    with pytest.raises(
+        NonFiniteError,
+        match=r"Non-finite loss, student_logits, teacher_logits .* at training step 3"
+        r" \(epoch 0, batch 3\)",
+    ) as error:
+        trainer.fit(module, data)
+    assert trainer.current_epoch == 0  # stopped in the epoch of the NaN (at its end, the guard's read)
+    if temperature == "ctkd":
+        assert "lambda_min" in str(error.value) and "<= 0" not in str(error.value)

@@ -139,10 +139,10 @@ def test_teacher_stays_frozen_through_fit_validate_fit_train_and_unfreeze() -> N
     reference = clone_state(teacher)
     loss = DistillationLoss("kd", temperature=CurriculumTemperature())
     module = DistillationModule(mlp(), teacher, loss, optimizer=partial(torch.optim.SGD, lr=0.5, momentum=0.9))
-    assert module.teacher is teacher
+    assert states_equal(clone_state(module.teacher), reference)
     # not in the module tree: not a submodule, not a parameter, not in the state_dict
-    assert all(m is not teacher for m in module.modules())
-    teacher_ids = {id(p) for p in teacher.parameters()}
+    assert all(m is not module.teacher for m in module.modules())
+    teacher_ids = {id(p) for p in module.teacher.parameters()}
     assert teacher_ids.isdisjoint(id(p) for p in module.parameters())
     assert not any(k.startswith(("teacher", "_teacher")) for k in module.state_dict())
 
@@ -157,7 +157,7 @@ def test_teacher_stays_frozen_through_fit_validate_fit_train_and_unfreeze() -> N
     make_trainer().validate(module, loader())
     _assert_frozen(module, reference)
 
-    teacher.train()  # even a teacher switched to train mode by hand is run in eval mode
+    module.teacher.train()  # even a teacher switched to train mode by hand is run in eval mode
     trainer = make_trainer(max_epochs=1)
     trainer.fit(module, loader(), loader())
     assert teacher_ids.isdisjoint(optimizer_param_ids(trainer))
@@ -253,3 +253,24 @@ def test_teacher_expecting_16px_input_trains_end_to_end_with_8px_student() -> No
     assert not states_equal(before, clone_state(module.student))
     assert torch.isfinite(trainer.callback_metrics["train/loss_kd"])
     assert "val/teacher_acc1" in trainer.callback_metrics
+
+
+def test_a_teacher_passed_as_a_module_is_left_as_it_was() -> None:
+    """The caller's module keeps its mode and requires_grad flags (the run's teacher is a frozen copy), so it can be
+    trained again afterwards (which failed with "optimizer got an empty parameter list" when it was frozen)."""
+    from lightning_kd import KnowledgeDistillation
+
+    teacher = bn_teacher()
+    teacher.train()
+    before = clone_state(teacher)
+    module = DistillationModule(mlp(), teacher, DistillationLoss("kd", temperature=4.0))
+    callback = KnowledgeDistillation(teacher, "kd")
+    make_trainer(max_steps=2).fit(module, loader())
+    assert teacher.training and all(p.requires_grad for p in teacher.parameters())
+    assert module.teacher is not teacher and callback.teacher is not teacher
+    assert states_equal(before, clone_state(teacher))
+    optimizer = torch.optim.SGD(teacher.parameters(), lr=0.1)  # the user trains their module again
+    loss = teacher(torch.randn(4, 1, 8, 8)).sum()
+    loss.backward()
+    optimizer.step()
+    assert not states_equal(before, clone_state(teacher))
