@@ -1,5 +1,5 @@
-"""Shared pieces of the DataModules: argument checks, the "missing files" error, batch collation,
-the two-view dataset wrapper and the common LightningDataModule base class.
+"""Shared pieces of the DataModules: the directory check, the "missing files" error, batch collation and the
+in-memory and two-view datasets.
 
 Private module: the public names live in :mod:`lightning_kd.data`.
 """
@@ -10,14 +10,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
-from lightning.pytorch import LightningDataModule
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
-from torch.utils.data._utils.collate import default_collate
+from torch.utils.data import Dataset, default_collate
+
+from lightning_kd._validation import check_fraction, check_min_int, check_non_negative_int, check_positive_int
 
 __all__ = [
-    "KDDataModuleBase",
     "TensorImageDataset",
     "TwoViewDataset",
     "check_directory",
@@ -26,53 +26,14 @@ __all__ = [
     "check_non_negative_int",
     "check_positive_int",
     "missing_files_error",
+    "stratified_subset",
     "tuple_collate",
 ]
 
 
 # --------------------------------------------------------------------------------------------------------
-# Argument checks. All raise ``ValueError("Expected argument `name` to be ..., but got value.")``.
+# Argument checks: the integer and fraction checks live in ``lightning_kd._validation`` (re-exported above).
 # --------------------------------------------------------------------------------------------------------
-def _is_int(value: object) -> bool:
-    # ``bool`` is a subclass of ``int``; ``batch_size=True`` is a mistake, not a batch of one.
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def check_positive_int(name: str, value: object) -> int:
-    """Return ``value`` if it is an integer >= 1, else raise ``ValueError``.
-
-    Example:
-        >>> check_positive_int("batch_size", 0)
-        Traceback (most recent call last):
-        ...
-        ValueError: Expected argument `batch_size` to be a positive integer, but got 0.
-    """
-    if not _is_int(value) or value < 1:  # type: ignore[operator]
-        raise ValueError(f"Expected argument `{name}` to be a positive integer, but got {value!r}.")
-    return value  # type: ignore[return-value]
-
-
-def check_non_negative_int(name: str, value: object) -> int:
-    """Return ``value`` if it is an integer >= 0, else raise ``ValueError``."""
-    if not _is_int(value) or value < 0:  # type: ignore[operator]
-        raise ValueError(f"Expected argument `{name}` to be a non-negative integer, but got {value!r}.")
-    return value  # type: ignore[return-value]
-
-
-def check_min_int(name: str, value: object, minimum: int) -> int:
-    """Return ``value`` if it is an integer >= ``minimum``, else raise ``ValueError``."""
-    if not _is_int(value) or value < minimum:  # type: ignore[operator]
-        raise ValueError(f"Expected argument `{name}` to be an integer >= {minimum}, but got {value!r}.")
-    return value  # type: ignore[return-value]
-
-
-def check_fraction(name: str, value: object) -> float:
-    """Return ``value`` as a float if it lies in the open interval (0, 1), else raise ``ValueError``."""
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 < value < 1.0:
-        raise ValueError(f"Expected argument `{name}` to be a float in the open interval (0, 1), but got {value!r}.")
-    return float(value)
-
-
 def check_directory(name: str, value: str | Path) -> Path:
     """Return ``value`` as an absolute :class:`~pathlib.Path`; raise ``ValueError`` if it exists but is
     not a directory.
@@ -125,6 +86,7 @@ def tuple_collate(batch: list[Any]) -> Any:
     exactly ``((x_weak, x_strong), y)`` (and ``(x, y)`` for single-view samples).
 
     Example:
+        >>> import torch
         >>> batch = [((torch.zeros(2), torch.ones(2)), 0), ((torch.zeros(2), torch.ones(2)), 1)]
         >>> (weak, strong), y = tuple_collate(batch)
         >>> weak.shape, strong.shape, y.tolist()
@@ -145,6 +107,7 @@ class TwoViewDataset(Dataset[tuple[tuple[Any, Any], Any]]):
         strong: Transform producing the strong view.
 
     Example:
+        >>> import torch
         >>> from torch.utils.data import TensorDataset
         >>> base = TensorDataset(torch.ones(4, 1, 2, 2), torch.arange(4))
         >>> ds = TwoViewDataset(base, weak=lambda x: x, strong=lambda x: -x)
@@ -178,6 +141,7 @@ class TensorImageDataset(Dataset[tuple[Tensor, Tensor]]):
         transform: Optional callable applied to each ``(C, H, W)`` image.
 
     Example:
+        >>> import torch
         >>> ds = TensorImageDataset(torch.zeros(3, 1, 2, 2, dtype=torch.uint8), torch.tensor([0, 1, 2]),
         ...                         transform=lambda x: x.float() + 1)
         >>> x, y = ds[2]
@@ -205,100 +169,20 @@ class TensorImageDataset(Dataset[tuple[Tensor, Tensor]]):
         return image, self.labels[index]
 
 
-# --------------------------------------------------------------------------------------------------------
-# Base DataModule.
-# --------------------------------------------------------------------------------------------------------
-class KDDataModuleBase(LightningDataModule):
-    """Common base of the ``lightning_kd`` DataModules (not meant to be instantiated directly).
+def stratified_subset(images: Tensor, labels: Tensor, fraction: float, seed: int) -> tuple[Tensor, Tensor]:
+    """A stratified ``fraction`` of ``(images, labels)`` (every class in proportion), in dataset order; the same
+    subset for the same ``seed``. ``fraction == 1`` returns the inputs.
 
-    Holds the loader settings and the read-only dataset description (``num_classes``, ``in_chans``,
-    ``image_size``, ``mean``, ``std``), and builds the four dataloaders from ``train_set``/``val_set``/
-    ``test_set``, which subclasses fill in :meth:`setup`. ``predict_dataloader`` serves the test split.
+    Example:
+        >>> labels = torch.tensor([0] * 6 + [1] * 4)
+        >>> _, y = stratified_subset(torch.arange(10), labels, 0.5, seed=0)
+        >>> sorted(y.tolist())
+        [0, 0, 0, 1, 1]
     """
+    if fraction >= 1:
+        return images, labels
+    from sklearn.model_selection import train_test_split  # a dependency; imported where it is used
 
-    def __init__(
-        self,
-        *,
-        batch_size: int,
-        num_workers: int,
-        pin_memory: bool | None,
-        num_classes: int | None,
-        in_chans: int,
-        image_size: int,
-        mean: Sequence[float],
-        std: Sequence[float],
-    ) -> None:
-        super().__init__()
-        self.batch_size = check_positive_int("batch_size", batch_size)
-        self.num_workers = check_non_negative_int("num_workers", num_workers)
-        self.pin_memory = pin_memory
-        self._num_classes = num_classes
-        self._in_chans = in_chans
-        self._image_size = image_size
-        self._mean = tuple(float(m) for m in mean)
-        self._std = tuple(float(s) for s in std)
-        self.train_set: Dataset[Any] | None = None
-        self.val_set: Dataset[Any] | None = None
-        self.test_set: Dataset[Any] | None = None
-
-    # Read-only dataset description -------------------------------------------------------------------
-    @property
-    def num_classes(self) -> int:
-        """Number of classes (labels are ``0 .. num_classes - 1``)."""
-        if self._num_classes is None:  # pragma: no cover - subclasses without a fixed count override this
-            raise RuntimeError(f"{type(self).__name__}.num_classes is not known before `setup()`.")
-        return self._num_classes
-
-    @property
-    def in_chans(self) -> int:
-        """Number of image channels ``C`` of the batches."""
-        return self._in_chans
-
-    @property
-    def image_size(self) -> int:
-        """Side ``H == W`` of the (square) images in the batches."""
-        return self._image_size
-
-    @property
-    def mean(self) -> tuple[float, ...]:
-        """Per-channel mean subtracted by the normalization (on the ``[0, 1]`` pixel scale)."""
-        return self._mean
-
-    @property
-    def std(self) -> tuple[float, ...]:
-        """Per-channel standard deviation divided out by the normalization (``[0, 1]`` pixel scale)."""
-        return self._std
-
-    # Dataloaders -------------------------------------------------------------------------------------
-    def _loader(self, dataset: Dataset[Any] | None, split: str, shuffle: bool) -> DataLoader[Any]:
-        if dataset is None:
-            raise RuntimeError(
-                f"{type(self).__name__}: the {split} split is not set up; call `setup()` first "
-                "(the Trainer does this for you)."
-            )
-        pin = torch.cuda.is_available() if self.pin_memory is None else self.pin_memory
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            num_workers=self.num_workers,
-            pin_memory=pin,
-            persistent_workers=self.num_workers > 0,
-            collate_fn=tuple_collate,
-        )
-
-    def train_dataloader(self) -> DataLoader[Any]:
-        """Shuffled loader over the training split (augmented; two views if ``strong_aug``)."""
-        return self._loader(self.train_set, "train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader[Any]:
-        """Loader over the validation split, in a fixed order."""
-        return self._loader(self.val_set, "validation", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader[Any]:
-        """Loader over the test split, in a fixed order."""
-        return self._loader(self.test_set, "test", shuffle=False)
-
-    def predict_dataloader(self) -> DataLoader[Any]:
-        """Loader over the test split (same as :meth:`test_dataloader`)."""
-        return self._loader(self.test_set, "test", shuffle=False)
+    keep, _ = train_test_split(np.arange(len(labels)), train_size=fraction, stratify=labels.numpy(), random_state=seed)
+    index = torch.from_numpy(np.sort(keep))
+    return images[index], labels[index]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from lightning_kd.data._common import check_positive_int
+from lightning_kd._validation import check_non_negative_float, check_positive_int
 
 __all__ = ["AddGaussianNoise", "Cutout"]
 
@@ -70,9 +70,7 @@ class AddGaussianNoise:
     """
 
     def __init__(self, std: float = 0.1) -> None:
-        if isinstance(std, bool) or not isinstance(std, (int, float)) or std < 0:
-            raise ValueError(f"Expected argument `std` to be a non-negative float, but got {std!r}.")
-        self.std = float(std)
+        self.std = check_non_negative_float("std", std)
 
     def __call__(self, image: Tensor) -> Tensor:
         """Return ``image + std * randn_like(image)``."""

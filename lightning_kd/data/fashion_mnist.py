@@ -9,13 +9,12 @@ import numpy as np
 import torch
 from torch import Tensor
 from torchvision import transforms as T
+from typing_extensions import override
 
-from lightning_kd.data._common import (
-    KDDataModuleBase,
-    TensorImageDataset,
-    check_directory,
-    missing_files_error,
-)
+from lightning_kd._validation import check_fraction, check_non_negative_int
+from lightning_kd.data._base import DeviceResident, KDDataModuleBase
+from lightning_kd.data._common import TensorImageDataset, check_directory, missing_files_error, stratified_subset
+from lightning_kd.data._views import AugmentationSpace
 
 __all__ = ["FashionMNISTDataModule", "read_idx_gz"]
 
@@ -85,7 +84,12 @@ class FashionMNISTDataModule(KDDataModuleBase):
     ``augment=True`` the training images get ``RandomCrop(28, padding=2)`` (black padding), the usual
     shift augmentation for 28x28 digits/clothes (no flips).
 
-    Batches: ``(x, y)`` with ``x`` float32 ``(B, 1, 28, 28)``, ``y`` int64 ``(B,)``.
+    Device-resident path (``device_resident``; on by default when the Trainer's root device is CUDA): the
+    uint8 training images live on the device and each batch is cropped (with ``augment``) and normalised there;
+    see :class:`DeviceResidentLoader`.
+
+    Batches: ``(x, y)`` with ``x`` float32 ``(B, 1, 28, 28)``, ``y`` int64 ``(B,)``; training batches are
+    ``(x, y, views)`` with ``return_views=True``.
 
     Args:
         root: Directory with the four ``.gz`` files; ``None`` means ``/usr/share/datasets/fashion-mnist``,
@@ -94,6 +98,16 @@ class FashionMNISTDataModule(KDDataModuleBase):
         num_workers: DataLoader worker processes (0 is fine: the data is in memory).
         pin_memory: Pin host memory for faster GPU transfer; ``None`` means "if CUDA is available".
         augment: Apply ``RandomCrop(28, padding=2)`` to training images.
+        device_resident: ``True``/``False`` for the device-resident training path or the CPU ``DataLoader``;
+            ``"auto"``: on when the Trainer's root device is CUDA.
+        return_views: Training batches are ``(x, y, views)`` with the :class:`AugmentationViews` of each sample.
+        drop_last: Drop the last incomplete training batch (fixed shapes, what ``torch.compile`` wants).
+        channels_last: Device path: training batches in the channels-last memory format.
+        shuffle_seed: Seed of the device path's permutations and augmentation draws; ``None`` takes
+            ``seed_everything``'s seed (``PL_GLOBAL_SEED``), else 0.
+        train_fraction: Train on this fraction of the training images, a stratified subset (the same for a
+            given ``subset_seed``), e.g. ``0.1`` for a reduced transfer set; 1 for all of them.
+        subset_seed: Seed of the stratified subset.
 
     Raises:
         ValueError: On a bad argument, or if a file is not a valid IDX file.
@@ -112,6 +126,13 @@ class FashionMNISTDataModule(KDDataModuleBase):
         num_workers: int = 0,
         pin_memory: bool | None = None,
         augment: bool = False,
+        device_resident: DeviceResident = "auto",
+        return_views: bool = False,
+        drop_last: bool = False,
+        channels_last: bool = False,
+        shuffle_seed: int | None = None,
+        train_fraction: float = 1.0,
+        subset_seed: int = 0,
     ) -> None:
         super().__init__(
             batch_size=batch_size,
@@ -122,10 +143,28 @@ class FashionMNISTDataModule(KDDataModuleBase):
             image_size=28,
             mean=FASHION_MNIST_MEAN,
             std=FASHION_MNIST_STD,
+            drop_last=drop_last,
+            device_resident=device_resident,
+            return_views=return_views,
+            channels_last=channels_last,
+            shuffle_seed=shuffle_seed,
         )
         self.root = check_directory("root", DEFAULT_ROOT if root is None else root)
         self.augment = bool(augment)
+        self.train_fraction = 1.0 if train_fraction == 1 else check_fraction("train_fraction", train_fraction)
+        self.subset_seed = check_non_negative_int("subset_seed", subset_seed)
+        self._check_view_options()
         self.save_hyperparameters()
+
+    @override
+    def _augmentation(self) -> AugmentationSpace:
+        return AugmentationSpace(padding=2 if self.augment else 0, flip=False)
+
+    @override
+    def _train_tensors(self) -> tuple[Tensor, Tensor]:
+        if not isinstance(self.train_set, TensorImageDataset):
+            raise RuntimeError(f"{type(self).__name__}: the train split is not set up; call `setup()` first.")
+        return self.train_set.images, self.train_set.labels
 
     def _require_files(self) -> None:
         missing = [name for pair in _FILES.values() for name in pair if not (self.root / name).is_file()]
@@ -158,15 +197,18 @@ class FashionMNISTDataModule(KDDataModuleBase):
         ops += [T.ConvertImageDtype(torch.float32), T.Normalize(FASHION_MNIST_MEAN, FASHION_MNIST_STD)]
         return T.Compose(ops)
 
+    @override
     def prepare_data(self) -> None:
         """Check that the four files are present (nothing is downloaded)."""
         self._require_files()
 
+    @override
     def setup(self, stage: str | None = None) -> None:
         """Load the splits needed by ``stage`` (``"fit"``, ``"validate"``, ``"test"``, ``"predict"``)."""
         self._require_files()
         if stage in (None, "fit") and self.train_set is None:
-            self.train_set = TensorImageDataset(*self._load("train"), transform=self._transform(train=True))
+            images, labels = stratified_subset(*self._load("train"), self.train_fraction, self.subset_seed)
+            self.train_set = TensorImageDataset(images, labels, transform=self._transform(train=True))
         if self.test_set is None:
             self.test_set = TensorImageDataset(*self._load("test"), transform=self._transform(train=False))
         self.val_set = self.test_set

@@ -7,14 +7,11 @@ from pathlib import Path
 from torchvision import transforms as T
 from torchvision.datasets import ImageFolder
 from torchvision.datasets.folder import find_classes
+from typing_extensions import override
 
-from lightning_kd.data._common import (
-    KDDataModuleBase,
-    check_directory,
-    check_min_int,
-    check_positive_int,
-    missing_files_error,
-)
+from lightning_kd._validation import check_min_int, check_positive_int
+from lightning_kd.data._base import KDDataModuleBase
+from lightning_kd.data._common import check_directory, missing_files_error
 
 __all__ = ["ImageNetDataModule"]
 
@@ -35,6 +32,9 @@ class ImageNetDataModule(KDDataModuleBase):
     ``Resize(round(image_size / 0.875))`` (256 for 224) + ``CenterCrop(image_size)``; both then
     ``ToTensor`` and ``Normalize`` with the ImageNet mean/std.
 
+    Labels are the indices of the sorted class-folder names, so :meth:`setup` requires ``train`` and ``val``
+    to hold the same class names (when both are there): otherwise every validation label would be shifted.
+
     Batches: ``(x, y)`` with ``x`` float32 ``(B, 3, image_size, image_size)``, ``y`` int64 ``(B,)``.
 
     Args:
@@ -45,10 +45,12 @@ class ImageNetDataModule(KDDataModuleBase):
         image_size: Side of the square crops fed to the model.
         num_classes: Number of classes. ``None`` counts the class folders of ``root/train`` (on first
             access of :attr:`num_classes`); :meth:`setup` checks that each split has that many.
+        drop_last: Drop the last incomplete training batch (fixed shapes, what ``torch.compile`` wants).
 
     Raises:
         ValueError: On a bad argument (``batch_size < 1``, ``image_size < 8``, a ``root`` that is a file),
-            or when the class folders do not match ``num_classes``.
+            when the class folders do not match ``num_classes``, or when ``train`` and ``val`` have different
+            class names (the message lists the names missing from each).
         FileNotFoundError: From ``prepare_data``/``setup`` when ``root/train`` or ``root/val`` is missing.
 
     Example:
@@ -65,6 +67,7 @@ class ImageNetDataModule(KDDataModuleBase):
         pin_memory: bool | None = None,
         image_size: int = 224,
         num_classes: int | None = None,
+        drop_last: bool = False,
     ) -> None:
         super().__init__(
             batch_size=batch_size,
@@ -75,6 +78,7 @@ class ImageNetDataModule(KDDataModuleBase):
             image_size=check_min_int("image_size", image_size, 8),
             mean=IMAGENET_MEAN,
             std=IMAGENET_STD,
+            drop_last=drop_last,
         )
         self.root = check_directory("root", root)
         self.save_hyperparameters()
@@ -103,13 +107,35 @@ class ImageNetDataModule(KDDataModuleBase):
             )
         return dataset
 
+    def _check_same_classes(self) -> None:
+        train, val = self.root / "train", self.root / "val"
+        if not (train.is_dir() and val.is_dir()):
+            return
+        train_classes, val_classes = set(find_classes(str(train))[0]), set(find_classes(str(val))[0])
+        if train_classes == val_classes:
+            return
+
+        def listed(names: set[str]) -> str:
+            shown = sorted(names)[:10]
+            more = f" and {len(names) - 10} more" if len(names) > 10 else ""
+            return (", ".join(shown) + more) if names else "none"
+
+        raise ValueError(
+            f"Expected the same class folders in '{train}' and '{val}' (labels are indices into the sorted names), "
+            f"but got {len(train_classes)} and {len(val_classes)} with different names: missing in val/: "
+            f"{listed(train_classes - val_classes)}; missing in train/: {listed(val_classes - train_classes)}."
+        )
+
+    @override
     def prepare_data(self) -> None:
         """Check that ``root/train`` and ``root/val`` exist (nothing is downloaded)."""
         self._split_dir("train")
         self._split_dir("val")
 
+    @override
     def setup(self, stage: str | None = None) -> None:
         """Index the image folders needed by ``stage`` (``"fit"``, ``"validate"``, ``"test"``, ...)."""
+        self._check_same_classes()
         size = self.image_size
         if stage in (None, "fit") and self.train_set is None:
             train_tf = T.Compose(

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 import pickle
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from torch.utils.data import DataLoader
+from torchvision import transforms as T
+from torchvision.datasets import CIFAR100
 
-from lightning_kd.data import CIFAR100DataModule
+from lightning_kd.data import AugmentationViews, CIFAR100DataModule, DeviceResidentLoader
 from lightning_kd.data.cifar import CIFAR100_MEAN, CIFAR100_STD
 
 GRAY = 128
@@ -126,7 +130,7 @@ def test_strong_view_has_cutout_hole(cifar_root: Path) -> None:
 def test_checksums_are_verified_by_default(cifar_root: Path) -> None:
     dm = CIFAR100DataModule(root=str(cifar_root), batch_size=4, num_workers=0)
     dm.prepare_data()  # only checks that the files exist
-    with pytest.raises(RuntimeError, match=r"failed torchvision's md5 check.*verify_checksums=False"):
+    with pytest.raises(RuntimeError, match=r"failed the md5 check.*verify_checksums=False"):
         dm.setup("fit")
 
 
@@ -163,3 +167,110 @@ def test_bad_arguments(tmp_path: Path) -> None:
     file.write_bytes(b"")
     with pytest.raises(ValueError, match=r"Expected argument `root` to be a directory, but got '.*a_file'"):
         CIFAR100DataModule(root=str(file))
+
+
+# --------------------------------------------------------------------------------------------------------
+# The CPU path gives torchvision's tensors; the views and the device path describe the same augmentation.
+# --------------------------------------------------------------------------------------------------------
+@pytest.fixture
+def official_md5(cifar_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the fake files "official": torchvision's public md5 lists name their md5."""
+    folder = cifar_root / "cifar-100-python"
+    md5 = {name: hashlib.md5((folder / name).read_bytes()).hexdigest() for name in ("train", "test", "meta")}
+    monkeypatch.setattr(CIFAR100, "train_list", [["train", md5["train"]]])
+    monkeypatch.setattr(CIFAR100, "test_list", [["test", md5["test"]]])
+    monkeypatch.setattr(CIFAR100, "meta", {**CIFAR100.meta, "md5": md5["meta"]})
+
+
+def _torchvision_transforms() -> tuple[T.Compose, T.Compose]:
+    normalize = T.Normalize((0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761))
+    train = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(), normalize])
+    return train, T.Compose([T.ToTensor(), normalize])
+
+
+@pytest.mark.usefixtures("official_md5")
+def test_cpu_path_gives_torchvision_cifar100_tensors(cifar_root: Path) -> None:
+    train_tf, eval_tf = _torchvision_transforms()
+    reference_train = CIFAR100(str(cifar_root), train=True, transform=train_tf)
+    reference_test = CIFAR100(str(cifar_root), train=False, transform=eval_tf)
+    dm = CIFAR100DataModule(root=str(cifar_root), batch_size=4, num_workers=0)  # md5 verified (and matching)
+    dm.setup("fit")
+    for mine, reference in ((dm.train_dataloader(), reference_train), (dm.val_dataloader(), reference_test)):
+        shuffle = mine.dataset is dm.train_set  # type: ignore[union-attr]
+        torch.manual_seed(5)
+        expected = list(DataLoader(reference, batch_size=4, shuffle=shuffle))
+        torch.manual_seed(5)
+        got = list(mine)
+        assert len(got) == len(expected) == (3 if shuffle else 2)
+        for (x, y), (x_ref, y_ref) in zip(got, expected, strict=True):
+            assert torch.equal(x, x_ref) and torch.equal(y, y_ref)
+
+
+def test_views_on_the_cpu_path_are_the_transforms_draws(cifar_root: Path) -> None:
+    dm, with_views = _dm(cifar_root), _dm(cifar_root, return_views=True)
+    dm.setup("fit")
+    with_views.setup("fit")
+    raw = _raw_train(cifar_root)
+    torch.manual_seed(9)
+    x_ref, y_ref = next(iter(dm.train_dataloader()))
+    torch.manual_seed(9)
+    x, y, views = next(iter(with_views.train_dataloader()))
+    assert torch.equal(x, x_ref) and torch.equal(y, y_ref)
+    assert all(t.dtype == torch.int64 and t.shape == (4,) for t in views)
+    _assert_crops(x, views, raw)
+
+
+def _raw_train(root: Path) -> np.ndarray:
+    with open(root / "cifar-100-python" / "train", "rb") as f:
+        return pickle.load(f)["data"].reshape(-1, 3, 32, 32)
+
+
+def _assert_crops(x: torch.Tensor, views: AugmentationViews, raw: np.ndarray) -> None:
+    mean, std = np.array(CIFAR100_MEAN).reshape(3, 1, 1), np.array(CIFAR100_STD).reshape(3, 1, 1)
+    for b in range(len(x)):
+        i, dy, dx, flip = (int(t[b]) for t in views)
+        assert 0 <= dy <= 8 and 0 <= dx <= 8
+        padded = np.zeros((3, 40, 40))
+        padded[:, 4:36, 4:36] = raw[i]
+        crop = padded[:, dy : dy + 32, dx : dx + 32]
+        crop = crop[:, :, ::-1] if flip else crop
+        np.testing.assert_allclose(x[b].numpy(), (crop / 255 - mean) / std, rtol=0, atol=1e-5)
+
+
+def test_device_path(cifar_root: Path) -> None:
+    dm = _dm(cifar_root, device_resident=True, return_views=True, shuffle_seed=2)
+    cpu = _dm(cifar_root, device_resident=False)
+    dm.setup("fit")
+    cpu.setup("fit")
+    loader = dm.train_dataloader()
+    assert isinstance(loader, DeviceResidentLoader) and len(loader) == len(cpu.train_dataloader()) == 3
+    raw, seen = _raw_train(cifar_root), []
+    for x, y, views in loader:
+        assert x.shape[1:] == (3, 32, 32) and x.dtype == torch.float32 and y.dtype == torch.int64
+        _assert_crops(x, views, raw)
+        seen += views.index.tolist()
+    assert sorted(seen) == list(range(N_TRAIN))
+    fixed = _dm(cifar_root, device_resident=True, drop_last=True)
+    fixed.setup("fit")
+    assert len(fixed.train_dataloader()) == 2 and all(len(y) == 4 for _, y in fixed.train_dataloader())
+
+
+def test_device_path_refusals(cifar_root: Path) -> None:
+    with pytest.raises(ValueError, match=r"`device_resident` to be False or 'auto' here, but got True: `strong_aug"):
+        _dm(cifar_root, strong_aug=True, device_resident=True)
+    with pytest.raises(ValueError, match=r"`return_views` to be False here, but got True: `strong_aug=True`"):
+        _dm(cifar_root, strong_aug=True, return_views=True)
+
+    class Plain(CIFAR100DataModule):
+        def train_transform(self) -> T.Compose:
+            return T.Compose([T.ToTensor()])
+
+    with pytest.raises(ValueError, match=r"got True: Plain overrides `train_transform\(\)`.*`device_resident=False`"):
+        Plain(root=str(cifar_root), device_resident=True)
+    with pytest.raises(ValueError, match=r"got True: Plain overrides `train_transform\(\)`"):
+        Plain(root=str(cifar_root), return_views=True)
+    plain = Plain(root=str(cifar_root), num_workers=0, verify_checksums=False)  # "auto": the CPU path
+    assert plain.augmentation_space is None and not plain.uses_device_path()
+    plain.setup("fit")
+    x, _ = plain.train_set[3]  # type: ignore[index]
+    torch.testing.assert_close(x, torch.from_numpy(_raw_train(cifar_root)[3] / 255).float())  # the subclass's transform

@@ -19,8 +19,8 @@ from lightning_kd.data import (
     ImageNetDataModule,
     TwoViewDataset,
 )
+from lightning_kd.data._base import KDDataModuleBase
 from lightning_kd.data._common import (
-    KDDataModuleBase,
     check_directory,
     check_fraction,
     check_min_int,
@@ -83,7 +83,7 @@ def test_gaussian_noise() -> None:
     torch.manual_seed(0)
     noisy = AddGaussianNoise(std=0.5)(torch.full((10_000,), 2.0))
     assert abs(noisy.mean().item() - 2.0) < 0.03 and abs(noisy.std().item() - 0.5) < 0.03
-    with pytest.raises(ValueError, match=r"Expected argument `std` to be a non-negative float"):
+    with pytest.raises(ValueError, match=r"Expected argument `std` to be a finite, non-negative float"):
         AddGaussianNoise(std=-1.0)
 
 
@@ -103,9 +103,11 @@ def test_two_view_dataset_and_tuple_collate() -> None:
     ("cls", "args"),
     [
         (DigitsDataModule, ["--data.batch_size=8", "--data.image_size=32", "--data.strong_aug=true"]),
-        (FashionMNISTDataModule, ["--data.root=/tmp/fmnist", "--data.batch_size=8"]),
+        (DigitsDataModule, ["--data.device_resident=true", "--data.return_views=true", "--data.shuffle_seed=3"]),
+        (FashionMNISTDataModule, ["--data.root=/tmp/fmnist", "--data.batch_size=8", "--data.device_resident=false"]),
         (CIFAR100DataModule, ["--data.root=/tmp/cifar", "--data.strong_aug=true", "--data.pin_memory=false"]),
-        (ImageNetDataModule, ["--data.root=/tmp/imagenet", "--data.num_classes=1000"]),
+        (CIFAR100DataModule, ["--data.root=/tmp/cifar", "--data.device_resident=auto", "--data.drop_last=true"]),
+        (ImageNetDataModule, ["--data.root=/tmp/imagenet", "--data.num_classes=1000", "--data.drop_last=true"]),
     ],
 )
 def test_datamodules_build_from_jsonargparse(cls: type[KDDataModuleBase], args: list[str]) -> None:
@@ -119,3 +121,5 @@ def test_datamodules_build_from_jsonargparse(cls: type[KDDataModuleBase], args: 
     assert dm.batch_size == cfg.data.batch_size
     assert dm.hparams["batch_size"] == cfg.data.batch_size  # saved for checkpoints
     assert len(dm.mean) == len(dm.std) == dm.in_chans
+    for key, value in vars(cfg.data).items():  # every option reaches the DataModule as parsed
+        assert dm.hparams[key] == value

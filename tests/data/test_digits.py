@@ -11,7 +11,7 @@ import torch
 from sklearn.datasets import load_digits
 from torch import nn
 
-from lightning_kd.data import DigitsDataModule
+from lightning_kd.data import AugmentationViews, DeviceResidentLoader, DigitsDataModule
 from lightning_kd.data.digits import DIGITS_MEAN, DIGITS_STD
 
 MEAN, STD = DIGITS_MEAN[0], DIGITS_STD[0]
@@ -141,7 +141,7 @@ def test_loader_before_setup() -> None:
         ({"val_fraction": 1.0}, r"`val_fraction` to be a float in the open interval \(0, 1\), but got 1\.0\."),
         ({"val_fraction": -0.2}, r"`val_fraction` to be a float in the open interval \(0, 1\), but got -0\.2\."),
         ({"image_size": 4}, r"Expected argument `image_size` to be an integer >= 8, but got 4\."),
-        ({"seed": "zero"}, r"Expected argument `seed` to be an integer, but got 'zero'\."),
+        ({"seed": "zero"}, r"Expected argument `seed` to be a non-negative integer, but got 'zero'\."),
     ],
 )
 def test_bad_arguments(kwargs: dict[str, Any], message: str) -> None:
@@ -182,3 +182,107 @@ def test_runs_in_a_lightning_trainer(strong_aug: bool) -> None:
     )
     trainer.fit(_TinyClassifier(16), datamodule=dm)
     assert trainer.state.finished
+
+
+class _ViewsRecorder(pl.LightningModule):
+    """A linear classifier that records the epoch and the views of every training batch."""
+
+    def __init__(self, image_size: int) -> None:
+        super().__init__()
+        self.net = nn.Linear(image_size * image_size, 10)
+        self.seen: list[tuple[int, AugmentationViews]] = []
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        x, y, views = batch
+        self.seen.append((self.current_epoch, views))
+        return nn.functional.cross_entropy(self.net(x.flatten(1)), y)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+def _trainer(**kwargs: Any) -> pl.Trainer:
+    return pl.Trainer(
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        **kwargs,
+    )
+
+
+def test_device_path_in_a_trainer() -> None:
+    dm = DigitsDataModule(batch_size=32, image_size=16, device_resident=True)
+    trainer = _trainer(max_steps=3, limit_val_batches=2)
+    trainer.fit(_TinyClassifier(16), datamodule=dm)
+    assert trainer.state.finished and trainer.global_step == 3
+    assert isinstance(trainer.train_dataloader, DeviceResidentLoader)
+    assert trainer.num_training_batches == 45  # ceil(1437 / 32), as the CPU DataLoader
+
+
+def test_device_path_reads_the_epoch_and_the_seed_from_the_trainer(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PL_GLOBAL_SEED", "0")  # restored after the test; seed_everything overwrites it
+    pl.seed_everything(7, verbose=False)
+    dm = DigitsDataModule(batch_size=64, device_resident=True, return_views=True)
+    module = _ViewsRecorder(8)
+    _trainer(max_epochs=2, limit_train_batches=3, limit_val_batches=0).fit(module, datamodule=dm)
+    assert [epoch for epoch, _ in module.seen] == [0, 0, 0, 1, 1, 1]
+    for epoch in (0, 1):  # the order of DistributedSampler(shuffle=True, seed=7) in that epoch, for one process
+        expected = torch.randperm(1437, generator=torch.Generator().manual_seed(7 + epoch))[: 3 * 64]
+        seen = torch.cat([views.index for e, views in module.seen if e == epoch])
+        assert torch.equal(seen, expected)
+        assert all(int(v.dy.abs().sum() + v.dx.abs().sum() + v.flip.sum()) == 0 for e, v in module.seen)
+
+
+def test_device_path_gives_the_cpu_path_tensors() -> None:
+    dm = DigitsDataModule(batch_size=100, image_size=16, device_resident=True, return_views=True, shuffle_seed=1)
+    dm.setup("fit")
+    loader = dm.train_dataloader()
+    assert isinstance(loader, DeviceResidentLoader) and dm.uses_device_path()
+    cpu_images, cpu_labels = dm.train_set.tensors  # type: ignore[union-attr]
+    seen = []
+    for x, y, views in loader:
+        assert torch.equal(x, cpu_images[views.index]) and torch.equal(y, cpu_labels[views.index])
+        seen.append(views.index)
+    assert sorted(torch.cat(seen).tolist()) == list(range(1437))
+    # the CPU path with views: the same tensors, in the DataLoader's order
+    cpu = DigitsDataModule(batch_size=100, image_size=16, device_resident=False, return_views=True)
+    cpu.setup("fit")
+    x, y, views = next(iter(cpu.train_dataloader()))
+    assert torch.equal(x, cpu_images[views.index]) and torch.equal(y, cpu_labels[views.index])
+
+
+@pytest.mark.parametrize("drop_last", [False, True])
+def test_steps_per_epoch_on_both_paths(drop_last: bool) -> None:
+    lengths = []
+    for device_resident in (False, True):
+        dm = DigitsDataModule(batch_size=64, drop_last=drop_last, device_resident=device_resident)
+        dm.setup("fit")
+        lengths.append(len(dm.train_dataloader()))
+    assert lengths == ([22, 22] if drop_last else [23, 23])  # 1437 = 22 * 64 + 29
+
+
+def test_device_options_refused_with_strong_aug() -> None:
+    with pytest.raises(ValueError, match=r"`device_resident` to be False or 'auto' here, but got True: `strong_aug"):
+        DigitsDataModule(strong_aug=True, device_resident=True)
+    with pytest.raises(ValueError, match=r"`return_views` to be False here, but got True: `strong_aug=True`"):
+        DigitsDataModule(strong_aug=True, return_views=True)
+    dm = DigitsDataModule(strong_aug=True)  # "auto" keeps the CPU path for the strong view
+    assert dm.augmentation_space is None and not dm.uses_device_path()
+    with pytest.raises(ValueError, match=r"Expected argument `device_resident` to be True, False or 'auto'"):
+        DigitsDataModule(device_resident="yes")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"Expected argument `shuffle_seed` to be a non-negative integer"):
+        DigitsDataModule(shuffle_seed=-1)
+
+
+def test_distillation_module_trains_on_batches_with_views() -> None:
+    from lightning_kd import DistillationModule
+    from tests.helpers import bn_teacher, clone_state, make_trainer, mlp, states_equal
+
+    module = DistillationModule(mlp(), bn_teacher(), "kd")
+    before = clone_state(module.student)
+    trainer = make_trainer(max_steps=3, limit_val_batches=1)
+    trainer.fit(module, datamodule=DigitsDataModule(batch_size=64, device_resident=True, return_views=True))
+    assert trainer.global_step == 3 and isinstance(trainer.train_dataloader, DeviceResidentLoader)
+    assert not states_equal(before, clone_state(module.student))

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from lightning_kd.data import FashionMNISTDataModule
+from lightning_kd.data import AugmentationSpace, AugmentationViews, DeviceResidentLoader, FashionMNISTDataModule
 from lightning_kd.data.fashion_mnist import DEFAULT_ROOT, FASHION_MNIST_MEAN, FASHION_MNIST_STD, read_idx_gz
 
 FILES = (
@@ -134,12 +134,8 @@ def test_bad_arguments(tmp_path: Path) -> None:
         FashionMNISTDataModule(root=str(file))
 
 
-@pytest.mark.skipif(
-    not all((Path(DEFAULT_ROOT) / name).is_file() for name in FILES),
-    reason=f"real Fashion-MNIST files not in {DEFAULT_ROOT} (Debian package dataset-fashion-mnist)",
-)
-def test_real_debian_files() -> None:
-    dm = FashionMNISTDataModule(batch_size=256)
+def test_real_debian_files(real_fashion_mnist: Path) -> None:
+    dm = FashionMNISTDataModule(root=str(real_fashion_mnist), batch_size=256)
     dm.prepare_data()
     dm.setup("fit")
     assert len(dm.train_set) == 60_000 and len(dm.test_set) == 10_000  # type: ignore[arg-type]
@@ -155,3 +151,47 @@ def test_real_debian_files() -> None:
     assert x.shape == (256, 1, 28, 28) and x.dtype == torch.float32 and y.dtype == torch.int64
     xv, _ = next(iter(dm.val_dataloader()))
     assert xv.shape == (256, 1, 28, 28)
+
+
+def test_views_on_the_cpu_path_are_the_random_crops_draws(fmnist_root: Path) -> None:
+    dm = FashionMNISTDataModule(root=str(fmnist_root), batch_size=5, augment=True)
+    with_views = FashionMNISTDataModule(root=str(fmnist_root), batch_size=5, augment=True, return_views=True)
+    dm.setup("fit")
+    with_views.setup("fit")
+    torch.manual_seed(4)
+    expected = list(dm.train_dataloader())
+    torch.manual_seed(4)
+    got = list(with_views.train_dataloader())
+    raw = read_idx_gz(fmnist_root / FILES[0], 2051)
+    for (x_ref, y_ref), (x, y, views) in zip(expected, got, strict=True):
+        assert torch.equal(x, x_ref) and torch.equal(y, y_ref)
+        _assert_crops(x, views, raw)
+
+
+def _assert_crops(x: torch.Tensor, views: AugmentationViews, raw: np.ndarray, padding: int = 2) -> None:
+    assert views.flip.tolist() == [0] * len(x)  # no flips for clothes
+    for b in range(len(x)):
+        i, dy, dx = int(views.index[b]), int(views.dy[b]), int(views.dx[b])
+        assert 0 <= dy <= 2 * padding and 0 <= dx <= 2 * padding
+        padded = np.zeros((28 + 2 * padding, 28 + 2 * padding))
+        padded[padding : padding + 28, padding : padding + 28] = raw[i]
+        expected = (padded[dy : dy + 28, dx : dx + 28] / 255 - MEAN) / STD
+        np.testing.assert_allclose(x[b, 0].numpy(), expected, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("augment", [False, True])
+def test_device_path(fmnist_root: Path, augment: bool) -> None:
+    dm = FashionMNISTDataModule(
+        root=str(fmnist_root), batch_size=8, augment=augment, device_resident=True, return_views=True
+    )
+    dm.setup("fit")
+    loader = dm.train_dataloader()
+    assert isinstance(loader, DeviceResidentLoader) and len(loader) == 3
+    raw = read_idx_gz(fmnist_root / FILES[0], 2051)
+    offsets = set()
+    for x, y, views in loader:
+        assert x.shape[1:] == (1, 28, 28) and torch.equal(y, torch.from_numpy(np.arange(20) % 10)[views.index])
+        _assert_crops(x, views, raw, padding=2 if augment else 0)
+        offsets |= set(zip(views.dy.tolist(), views.dx.tolist(), strict=True))
+    assert (len(offsets) > 1) == augment
+    assert dm.augmentation_space == AugmentationSpace(padding=2 if augment else 0, flip=False)

@@ -106,3 +106,19 @@ def test_bad_arguments(tmp_path: Path) -> None:
     file.write_text("")
     with pytest.raises(ValueError, match=r"Expected argument `root` to be a directory"):
         ImageNetDataModule(root=str(file))
+
+
+@pytest.mark.parametrize("stage", ["fit", "validate"])
+def test_class_names_must_match_between_splits(tmp_path: Path, stage: str) -> None:
+    # same number of classes (3), different names: every validation label would be shifted
+    for split, names in (("train", ("cat", "dog", "fox")), ("val", ("ant", "cat", "dog"))):
+        for name in names:
+            (tmp_path / split / name).mkdir(parents=True)
+            Image.new("RGB", (8, 8)).save(tmp_path / split / name / "0.png")
+    dm = ImageNetDataModule(root=str(tmp_path), num_workers=0)
+    assert dm.num_classes == 3
+    with pytest.raises(ValueError) as info:
+        dm.setup(stage)
+    message = str(info.value)
+    assert re.search(r"Expected the same class folders in '.*train' and '.*val'", message)
+    assert "missing in val/: fox; missing in train/: ant." in message
