@@ -1,9 +1,10 @@
 """Real-data distillation on Fashion-MNIST: a teacher, a student without a teacher, and distilled students.
 
-Trains the teacher once (ClassifierModule), then the same student architecture without a teacher and with
-KD, KD + Z-score, CTKD + Z-score and the max-logit temperature (DistillationModule), all with the same seed,
-optimizer and schedule, and prints best/last test accuracy per method. The data are Debian's
-``dataset-fashion-mnist`` files (or ``--root``). Meant for a GPU::
+Trains the teacher once (ClassifierModule), then the same student architecture without a teacher
+(ClassifierModule) and distilled (DistillationModule) by presets of ``lightning_kd.presets`` (``--methods``,
+by default ``kd``, ``kd_z``, ``ctkd_z`` and ``maxlogit_z``; CTKD's curriculum is shortened to the first third of
+the run), all with the same seed, optimizer and schedule, and prints best/last test accuracy per method. The
+data are Debian's ``dataset-fashion-mnist`` files (or ``--root``). Meant for a GPU::
 
     python benchmarks/fashion_mnist_kd.py --epochs 15 --teacher resnet32x4 --student resnet8
 
@@ -14,37 +15,35 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import lightning.pytorch as pl
 import torch
 
-from lightning_kd import (
-    ClassifierModule,
-    CurriculumTemperature,
-    DistillationLoss,
-    DistillationModule,
-    MaxLogitTemperature,
-)
+from lightning_kd import ClassifierModule, DistillationLoss, DistillationModule
 from lightning_kd.data import FashionMNISTDataModule
+from lightning_kd.presets import get_preset
+
+#: The distilled students by default: presets of lightning_kd.presets.
+DEFAULT_METHODS = ("kd", "kd_z", "ctkd_z", "maxlogit_z")
 
 
-def methods(epochs: int) -> dict[str, DistillationLoss | None]:
-    return {
-        "student alone": None,
-        "KD (T 4)": DistillationLoss("kd", temperature=4.0, ce_weight=0.1, kd_weight=0.9),
-        "KD + Z (T 2)": DistillationLoss("kd", preprocess="zscore", temperature=2.0, ce_weight=0.1, kd_weight=9.0),
-        "CTKD + Z": DistillationLoss(
-            "kd",
-            preprocess="zscore",
-            temperature=CurriculumTemperature(decay_epochs=max(1, epochs // 3)),
-            ce_weight=0.1,
-            kd_weight=9.0,
-        ),
-        "max-logit + Z": DistillationLoss(
-            "kd", preprocess="zscore", temperature=MaxLogitTemperature(), ce_weight=0.1, kd_weight=9.0
-        ),
-    }
+def methods(names: Sequence[str], epochs: int) -> dict[str, DistillationLoss | None]:
+    """The student alone, then one loss per preset name (CTKD's curriculum over the first third of the run)."""
+    losses: dict[str, DistillationLoss | None] = {"student alone": None}
+    for name in names:
+        preset = get_preset(name)
+        if preset.needs_views:
+            raise ValueError(
+                f"Expected argument `methods` to name single-view presets, but got {name!r}, which needs a weak and"
+                " a strong view of each sample (this benchmark loads one)."
+            )
+        if preset.temperature == "curriculum":
+            stretched = {**preset.temperature_kwargs, "decay_epochs": max(1, epochs // 3)}
+            preset = preset.replace(temperature_kwargs=stretched)
+        losses[preset.display_name] = preset.loss()
+    return losses
 
 
 def fit(
@@ -80,7 +79,14 @@ def main() -> None:
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--num-workers", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--methods", nargs="+", default=list(DEFAULT_METHODS), help="presets to distill with (lightning_kd.presets)"
+    )
     args = parser.parse_args()
+    try:
+        losses = methods(args.methods, args.epochs)  # unknown names fail here, before the teacher trains
+    except ValueError as error:
+        parser.error(str(error))
     data = FashionMNISTDataModule(root=args.root, batch_size=args.batch_size, num_workers=args.num_workers)
 
     def optimizer(params: Any) -> torch.optim.Optimizer:
@@ -101,7 +107,7 @@ def main() -> None:
     pl.seed_everything(args.seed, workers=True)
     teacher = ClassifierModule(args.teacher, **{**common, "lr_scheduler": scheduler(teacher_epochs)})
     rows = [("teacher " + args.teacher, fit(teacher, data, args, teacher_epochs))]
-    for name, loss in methods(args.epochs).items():
+    for name, loss in losses.items():
         pl.seed_everything(args.seed, workers=True)
         if loss is None:
             module: pl.LightningModule = ClassifierModule(args.student, **common)

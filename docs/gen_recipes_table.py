@@ -1,15 +1,17 @@
-"""Write ``docs/recipes.md``: one table row per recipe YAML under ``recipes/``, with the paper's reported accuracy.
+"""Write ``docs/recipes.md``: one table row per shipped recipe, with the paper's reported accuracy.
 
-A recipe is ``recipes/<dataset>/<method>/<teacher>_<student>.yaml``, a LightningCLI config whose leading
-``#`` comment lines (its header) describe the experiment. The row shows:
+A recipe is ``lightning_kd/recipes/<dataset>/<method>/<teacher>_<student>.yaml`` (package data), named on the
+command line by its id, the path without ``.yaml`` (``cifar100/kd_z/resnet32x4_resnet8x4``): a LightningCLI
+config whose leading ``#`` comment lines (its header) describe the experiment. The row shows:
 
-* the method (the ``<method>`` folder) and the dataset;
+* the method (the ``<method>`` folder, a preset name, shown by the preset's display name) and the dataset;
 * teacher and student, read from the YAML (``model.init_args.teacher_arch`` / ``student``), else from the
   file name;
-* the paper's reported top-1 accuracy, read from the header: the first number (``77.11`` or ``77.11%``) of
-  its ``Reported ...:`` line (else of a line that mentions the paper or a reported/published result), and the
-  parenthesis after it as the source; ``—`` when the header names none;
-* the recipe's path.
+* the paper's reported top-1 accuracy, read from the header's ``Reported top-1:`` line: its first number
+  (``77.11`` or ``77.11%``) and the parenthesis after it as the source; ``—`` when the header has no such
+  line or it names no number ("not reported");
+* the teacher's published top-1, from the header's machine-readable ``Teacher top-1: <float> (<source>)`` line;
+* the recipe's id.
 
 One table per dataset folder.
 
@@ -28,30 +30,34 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_RECIPES = ROOT / "recipes"
+DEFAULT_RECIPES = ROOT / "lightning_kd" / "recipes"
 DEFAULT_OUTPUT = ROOT / "docs" / "recipes.md"
 MISSING = "—"
 
-#: Display names of the method folders, in table order; a folder not listed here follows, shown as named.
-METHODS = {
+#: Display names of the folders that are not methods, in table order (first); methods follow in preset order.
+NON_METHODS = {
     "teachers": "Teacher (CE)",
     "teacher": "Teacher (CE)",
     "scratch": "Student alone (CE)",
     "baseline": "Student alone (CE)",
-    "kd": "KD",
-    "kd_z": "KD + Z-score",
-    "ctkd": "CTKD",
-    "ctkd_z": "CTKD + Z-score",
-    "dkd": "DKD",
-    "dkd_z": "DKD + Z-score",
-    "mlkd": "MLKD",
-    "mlkd_z": "MLKD + Z-score",
-    "maxlogit": "KD + Z-score + max-logit temperature",
-    "max_logit": "KD + Z-score + max-logit temperature",
-    "dist": "DIST",
-    "ttm": "TTM",
-    "wttm": "WTTM",
 }
+#: The file-name suffix of the MLKD variants trained on the other methods' schedule.
+SAME_SCHEDULE = "_same_schedule"
+
+
+def _method_names() -> dict[str, str]:
+    """Folder name -> display name: the non-method folders, then every preset (``lightning_kd.presets``)."""
+    names = dict(NON_METHODS)
+    try:
+        from lightning_kd.presets import ALIASES, PRESETS
+    except ImportError:  # the package is not importable: folders are shown as named
+        return names
+    names.update({name: preset.display_name for name, preset in PRESETS.items()})
+    names.update({alias: PRESETS[name].display_name for alias, name in ALIASES.items() if alias not in names})
+    return names
+
+
+METHODS = _method_names()
 
 #: Section titles of the dataset folders, in page order; other folders follow, titled by their name.
 DATASETS = {
@@ -63,8 +69,8 @@ DATASETS = {
 }
 
 _REPORTED_LINE = re.compile(r"^reported\b", re.IGNORECASE)
-_ACCURACY_LINE = re.compile(r"paper|reported|published", re.IGNORECASE)
 _NO_NUMBER = re.compile(r"not reported|no published|unpublished", re.IGNORECASE)
+_TEACHER_LINE = re.compile(r"^Teacher top-1: (\d+(?:\.\d+)?) \(([^()]*)\)$")
 _NUMBER = re.compile(r"(?<![\w.])(\d{1,3}\.\d{1,3})\s*%?")
 _SOURCE = re.compile(r"\(([^()]*)\)")
 
@@ -81,6 +87,7 @@ class Row:
     student: str
     reported: str
     source: str
+    teacher_top1: str
     description: str
 
 
@@ -100,27 +107,42 @@ def header_lines(text: str) -> list[str]:
 def reported_accuracy(header: list[str]) -> tuple[str, str]:
     """The paper's reported top-1 in a recipe header, and where it comes from; ``("—", "")`` if none.
 
-    A ``Reported ...:`` line is read first, else any line that mentions the paper or a reported/published
-    result; the number is the first decimal on that line, the source the parenthesis after it.
+    Only the ``Reported ...:`` line counts (other lines hold hyperparameters, not accuracies); the number is its
+    first decimal, the source the parenthesis after it.
 
     Example:
         >>> reported_accuracy(["KD+Z: resnet32x4 -> resnet8x4.", "Reported top-1: 76.62 ([LS] Table 2)."])
         ('76.62', '[LS] Table 2')
-        >>> reported_accuracy(["TTM: resnet32x4 -> wrn_16_2.", "Reported top-1: not reported for this pair."])
+        >>> reported_accuracy(["TTM: resnet32x4 -> wrn_16_2.", "Reported top-1: not reported for this pair.",
+        ...                    "gamma 0.2, as in the paper's appendix"])
         ('—', '')
         >>> reported_accuracy(["No number here"])
         ('—', '')
     """
-    candidates = [line for line in header if _REPORTED_LINE.match(line)]
-    candidates += [line for line in header if _ACCURACY_LINE.search(line) and line not in candidates]
-    for line in candidates:
-        if _NO_NUMBER.search(line):
+    for line in header:
+        if not _REPORTED_LINE.match(line):
             continue
+        if _NO_NUMBER.search(line):
+            return MISSING, ""
         match = _NUMBER.search(line)
         if match:
             source = _SOURCE.search(line, match.end())
             return match.group(1), source.group(1).strip() if source else ""
     return MISSING, ""
+
+
+def teacher_accuracy(header: list[str]) -> str:
+    """The teacher's published top-1 of a header's ``Teacher top-1: <float> (<source>)`` line, else ``"—"``.
+
+    Example:
+        >>> teacher_accuracy(["Teacher top-1: 79.42 ([LS] Tables 1-2)"]), teacher_accuracy(["Teacher: none"])
+        ('79.42', '—')
+    """
+    for line in header:
+        match = _TEACHER_LINE.match(line)
+        if match:
+            return match.group(1)
+    return MISSING
 
 
 def _get(mapping: Any, *keys: str) -> Any:
@@ -159,17 +181,22 @@ def read_recipe(path: Path, recipes: Path) -> Row:
     parts = relative.parts
     dataset = parts[0] if len(parts) >= 3 else MISSING
     method_dir = parts[-2] if len(parts) >= 2 else MISSING
-    teacher, student = _models(config, path.stem)
+    stem = path.stem.removesuffix(SAME_SCHEDULE)
+    teacher, student = _models(config, stem)
     reported, source = reported_accuracy(header)
+    method = METHODS.get(method_dir, method_dir)
+    if path.stem.endswith(SAME_SCHEDULE):
+        method += " (same schedule)"
     return Row(
-        path=(Path(recipes.name) / relative).as_posix(),
+        path=relative.with_suffix("").as_posix(),
         dataset=dataset,
         method_dir=method_dir,
-        method=METHODS.get(method_dir, method_dir),
+        method=method,
         teacher=teacher,
         student=student,
         reported=reported,
         source=source,
+        teacher_top1=teacher_accuracy(header),
         description=header[0] if header else "",
     )
 
@@ -182,9 +209,10 @@ def collect(recipes: Path) -> list[Row]:
     return [read_recipe(path, recipes) for path in files]
 
 
-def _method_order(row: Row) -> tuple[int, str]:
+def _method_order(row: Row) -> tuple[int, bool, str]:
     order = list(METHODS)
-    return (order.index(row.method_dir) if row.method_dir in order else len(order), row.path)
+    rank = order.index(row.method_dir) if row.method_dir in order else len(order)
+    return (rank, row.path.endswith(SAME_SCHEDULE), row.path)
 
 
 def _cell(text: str) -> str:
@@ -210,30 +238,38 @@ def render(rows: list[Row]) -> str:
         "",
         "# Recipes",
         "",
-        "<!-- Generated by docs/gen_recipes_table.py from the YAML files in recipes/. Do not edit by hand:",
-        "     run `python docs/gen_recipes_table.py` (nox -s docs and every mkdocs build do it). -->",
+        "<!-- Generated by docs/gen_recipes_table.py from the YAML files in lightning_kd/recipes/. Do not edit by",
+        "     hand: run `python docs/gen_recipes_table.py` (nox -s docs and every mkdocs build do it). -->",
         "",
-        "A recipe is a LightningCLI config, one YAML per experiment: "
-        "`recipes/<dataset>/<method>/<teacher>_<student>.yaml`. List and run them with",
+        "A recipe is a LightningCLI config, one YAML per experiment, installed with the package. It is named by its "
+        "id, `<dataset>/<method>/<teacher>_<student>` (the YAML's path under `lightning_kd/recipes/`, without "
+        "`.yaml`), wherever a config path is accepted:",
         "",
         "```bash",
-        "lightning-kd recipes                 # all of them",
-        "lightning-kd recipes kd_z resnet8x4  # those whose path contains every word",
-        "lightning-kd fit --config recipes/cifar100/kd_z/resnet32x4_resnet8x4.yaml",
+        "lightning-kd recipes                 # all of them: id and one-line description",
+        "lightning-kd recipes kd_z resnet8x4  # those whose id contains every word",
+        "lightning-kd recipes show cifar100/kd_z/resnet32x4_resnet8x4      # the YAML with its comment header",
+        "lightning-kd recipes cp cifar100/kd_z/resnet32x4_resnet8x4 my.yaml  # a copy to edit",
+        "lightning-kd check-teacher --config cifar100/kd_z/resnet32x4_resnet8x4  # the teacher's accuracy first",
+        "lightning-kd fit --config cifar100/kd_z/resnet32x4_resnet8x4",
         "```",
         "",
         "and override any key on the command line (`--model.init_args.teacher=/ckpts/resnet32x4.pth`, "
         "`--data.init_args.root=/datasets`, `--trainer.devices=4`): see [CLI and recipes](user-guide/cli.md). "
-        "Each YAML's comment header gives the paper, the schedule and the command.",
+        "Each YAML's comment header gives the paper, the schedule, the files it needs and the commands; a GPU is "
+        "used automatically when one is present.",
         "",
         "**Paper top-1** is the top-1 accuracy (%) that the paper reports for that teacher and student, as the "
         "recipe's comment header names it, with the header's source in the next column (`—`: the header names "
         "no number, e.g. a pair the paper did not run, or an offline dataset without a published result). It is "
-        "the paper's number, not a result of this library: measured results go on the [Results](results.md) page.",
+        "the paper's number, not a result of this library: measured results go on the [Results](results.md) page. "
+        "**Teacher top-1** is the published accuracy of the teacher checkpoint the recipe expects, which "
+        "`lightning-kd check-teacher` compares with yours. The MLKD rows marked *same schedule* train for 240 "
+        "epochs with standard augmentation, the schedule of the other methods, next to MLKD's own 480-epoch recipe.",
         "",
     ]
     if not rows:
-        out += ["!!! note", "    No recipe files were found in `recipes/` when this page was generated.", ""]
+        out += ["!!! note", "    No recipe files were found when this page was generated.", ""]
         return "\n".join(out)
     out += [f"{len(rows)} recipes.", ""]
     datasets = sorted({r.dataset for r in rows}, key=_dataset_order)
@@ -242,12 +278,12 @@ def render(rows: list[Row]) -> str:
         out += [
             f"## {DATASETS.get(dataset, dataset)}",
             "",
-            "| Method | Teacher | Student (trained network) | Paper top-1 (%) | Source | Recipe |",
-            "|---|---|---|---:|---|---|",
+            "| Method | Teacher | Student (trained network) | Paper top-1 (%) | Source | Teacher top-1 (%) | Recipe |",
+            "|---|---|---|---:|---|---:|---|",
         ]
         out += [
             f"| {_cell(r.method)} | {_code(r.teacher)} | {_code(r.student)} | {_cell(r.reported)} | {_cell(r.source)}"
-            f" | `{_cell(r.path)}` |"
+            f" | {_cell(r.teacher_top1)} | `{_cell(r.path)}` |"
             for r in group
         ]
         out.append("")

@@ -1,8 +1,8 @@
 """MkDocs hooks (``hooks:`` in ``mkdocs.yml``).
 
-* Before every build, regenerate ``docs/recipes.md`` from ``recipes/*.yaml`` with ``docs/gen_recipes_table.py``,
-  so a plain ``mkdocs build`` or ``mkdocs serve`` never shows a stale table. The file is rewritten only when
-  its content changes, so ``mkdocs serve`` does not rebuild in a loop.
+* Before every build, regenerate ``docs/recipes.md`` from the recipes in ``lightning_kd/recipes/`` with
+  ``docs/gen_recipes_table.py``, so a plain ``mkdocs build`` or ``mkdocs serve`` never shows a stale table.
+  The file is rewritten only when its content changes, so ``mkdocs serve`` does not rebuild in a loop.
 * On a page holding the marker ``<!-- DEMO-FIGURES ... -->``, show the demo's figures that exist in
   ``docs/img/`` (known ones first, with captions, then any other ``.png`` there). A figure that is not there is
   simply not shown, so the strict build never fails on a missing image.
@@ -45,7 +45,7 @@ def on_pre_build(config: Any, **kwargs: Any) -> None:
     sys.modules[spec.name] = module  # its dataclass looks its module up while the class is created
     spec.loader.exec_module(module)
     if module.write():
-        _log.info("regenerated docs/recipes.md from recipes/")
+        _log.info("regenerated docs/recipes.md from lightning_kd/recipes/")
 
 
 def figure_gallery(available: list[str]) -> str:

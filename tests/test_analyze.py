@@ -1,10 +1,12 @@
-"""Tests of ``lightning_kd.analyze``: files written, numbers checked against naive re-computations, the CLI."""
+"""Tests of ``lightning_kd.analyze``: files written, numbers checked against naive re-computations, the command
+line on checkpoint files, on a real ``lightning-kd fit`` run folder and on a demo folder."""
 
 from __future__ import annotations
 
 import csv
 import json
 import math
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -29,6 +31,7 @@ from lightning_kd.analyze import (
 )
 from lightning_kd.data import DigitsDataModule
 from lightning_kd.models.digits import demo_cnn, demo_mlp
+from lightning_kd.teacher import state_dict_sha256
 from lightning_kd.temperature import cosine_lambda
 from tests.helpers import loader, mlp, random_dataset
 
@@ -131,7 +134,8 @@ def test_limit_batches_and_sample_index(tmp_path: Path, models: tuple) -> None:
     assert summary["num_samples"] == 16
     assert summary["sample"]["index"] == 5
     with pytest.raises(ValueError, match="sample_index"):
-        analyze(*models, loader(random_dataset(n=8)), tmp_path, sample_index=8)
+        analyze(*models, loader(random_dataset(n=8)), tmp_path / "bad", sample_index=8)
+    assert not (tmp_path / "bad").exists()  # refused before any file is written
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -224,6 +228,27 @@ def test_collect_logits_restores_training_mode_and_checks_classes() -> None:
     assert teacher.training and student.training
     with pytest.raises(ValueError, match="same number of classes"):
         collect_logits(teacher, mlp(seed=1, num_classes=4), loader(random_dataset(n=4)))
+
+
+class _FeaturesFirst(nn.Module):
+    """Returns ``(features, logits)``: the logits are not where the default rule looks."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        return x.flatten(1), self.model(x)
+
+
+def test_collect_logits_with_a_logits_key() -> None:
+    teacher, student = mlp(seed=0), mlp(seed=1)
+    data = random_dataset(n=12)
+    t, s, _ = collect_logits(_FeaturesFirst(teacher), _FeaturesFirst(student), loader(data), logits_key=1)
+    images = data.tensors[0]
+    with torch.no_grad():
+        torch.testing.assert_close(t, teacher(images))
+        torch.testing.assert_close(s, student(images))
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -384,53 +409,239 @@ def test_cli_help_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture) -> N
     assert "run.json" in capsys.readouterr().err
 
 
-def test_python_dash_m_entry_point() -> None:
+def test_python_dash_m_lightning_kd_analyze() -> None:
+    """The one subprocess test: ``python -m lightning_kd analyze`` reaches this command line."""
     result = subprocess.run(
-        [sys.executable, "-m", "lightning_kd.analyze", "--help"], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "lightning_kd", "analyze", "--help"], capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stderr
-    assert "usage: lightning-kd analyze" in result.stdout
+    assert "usage: lightning-kd analyze" in result.stdout and "--image-size" in result.stdout
 
 
-def test_cli_reads_a_lightning_kd_fit_run_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """``--run`` on the folder of a ``lightning-kd fit`` run: config.yaml, student.pt and metrics.csv."""
-    from lightning_kd.cli import main as cli_main
-
-    monkeypatch.setattr(sys, "argv", ["lightning-kd"])  # LightningCLI warns when pytest's own arguments are there
-
-    torch.manual_seed(0)
-    torch.save({"model": _state_dict(demo_cnn(num_classes=10, width=4))}, tmp_path / "teacher.pth")
-    config = f"""
-trainer: {{max_epochs: 2, default_root_dir: {tmp_path / "run"}, accelerator: cpu, limit_train_batches: 3,
-  enable_progress_bar: false, enable_model_summary: false, log_every_n_steps: 1}}
+# --------------------------------------------------------------------------------------------------------
+# --run on a `lightning-kd fit` run folder: rebuilt through KDLightningCLI from its config.yaml
+# --------------------------------------------------------------------------------------------------------
+# Relative paths, as in the shipped recipes: the run is started in a folder holding the teacher.
+FIT_CONFIG = """
+trainer: {max_epochs: 2, default_root_dir: runs/kd, accelerator: cpu, limit_train_batches: 3,
+  enable_progress_bar: false, enable_model_summary: false, log_every_n_steps: 1}
 model:
   class_path: lightning_kd.DistillationModule
   init_args:
-    student: demo_mlp
-    student_kwargs: {{hidden: 16}}
-    teacher: {tmp_path / "teacher.pth"}
+    student: demo_cnn
+    student_kwargs: {width: 4}
+    teacher: teacher.pth
     teacher_arch: demo_cnn
-    teacher_kwargs: {{width: 4}}
+    teacher_kwargs: {width: 8}
     num_classes: 10
     in_chans: 1
     loss:
       class_path: lightning_kd.DistillationLoss
       init_args:
         preprocess: zscore
-        temperature: {{class_path: lightning_kd.CurriculumTemperature, init_args: {{decay_epochs: 2}}}}
+        temperature: {class_path: lightning_kd.CurriculumTemperature, init_args: {decay_epochs: 2}}
         ce_weight: 0.1
         kd_weight: 9.0
-data: {{class_path: lightning_kd.data.DigitsDataModule, init_args: {{batch_size: 64}}}}
+data: {class_path: lightning_kd.data.DigitsDataModule, init_args: {batch_size: 64, image_size: 16}}
 """
-    (tmp_path / "config.yaml").write_text(config)
-    assert cli_main(["fit", "--config", str(tmp_path / "config.yaml")]) == 0
-    run = tmp_path / "run" / "version_0"
-    assert main(["--run", str(tmp_path / "run"), "--out", str(tmp_path / "out")]) == 0  # finds version_0
-    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+TEACHER = {"arch": "demo_cnn", "kwargs": {"width": 8}}
+RUN = Path("runs/kd/version_0")
+
+
+def _teacher(seed: int) -> nn.Module:
+    torch.manual_seed(seed)
+    return demo_cnn(num_classes=10, width=8)
+
+
+@pytest.fixture(scope="module")
+def fit_start(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder a real ``lightning-kd fit`` run was started in: ``teacher.pth`` and ``runs/kd/version_0/``.
+
+    A CTKD student (a 4-wide ``demo_cnn``) distilled from a random 8-wide ``demo_cnn`` for 2 epochs of 3 steps on
+    16-px digits. Tests that change files work on a copy.
+    """
+    from lightning_kd.cli import main as cli_main
+
+    start = tmp_path_factory.mktemp("fit")
+    torch.save({"model": _state_dict(_teacher(seed=0))}, start / "teacher.pth")
+    (start / "config.yaml").write_text(FIT_CONFIG)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(start)
+        patch.setattr(sys, "argv", ["lightning-kd"])  # LightningCLI warns when pytest's own arguments are there
+        assert cli_main(["fit", "--config", "config.yaml"]) == 0
+    assert (start / RUN / "student.pt").is_file() and (start / RUN / "checkpoints" / "last.ckpt").is_file()
+    return start
+
+
+def _copy(start: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(start, tmp_path / "start"))
+
+
+def _last_val_acc1(run: Path) -> float:
     with (run / "metrics.csv").open() as handle:
-        last_val = [float(r["val/acc1"]) for r in csv.DictReader(handle) if r.get("val/acc1")][-1]
-    assert summary["student"]["accuracy"] == pytest.approx(last_val, abs=1e-6)  # student.pt is the final student
+        return [float(r["val/acc1"]) for r in csv.DictReader(handle) if r.get("val/acc1")][-1]
+
+
+def _accuracy(model: nn.Module, image_size: int) -> float:
+    dm = DigitsDataModule(image_size=image_size)
+    dm.setup("test")
+    images, labels = dm.test_set.tensors
+    with torch.no_grad():
+        return float((model.eval()(images).argmax(1) == labels).float().mean())
+
+
+def test_run_folder_is_rebuilt_as_the_run_built_it(fit_start: Path, tmp_path: Path) -> None:
+    """The student is the run's final one, the teacher the configured file, the data the run's 16-px digits.
+
+    analyze runs from another folder than the run was started in: the relative teacher path is found from the
+    run's ``default_root_dir``.
+    """
+    out = tmp_path / "out"
+    assert main(["--run", str(fit_start / "runs" / "kd"), "--out", str(out)]) == 0  # finds version_0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["run"] == str(fit_start / RUN)
+    assert summary["student_weights"] == str(fit_start / RUN / "student.pt")
+    assert summary["image_size"] == 16 and summary["num_samples"] == 360
+    # references computed apart from analyze: the Trainer's last validation, and the teacher file evaluated by hand
+    assert summary["student"]["accuracy"] == pytest.approx(_last_val_acc1(fit_start / RUN), abs=1e-6)
+    assert summary["teacher"]["accuracy"] == pytest.approx(_accuracy(_teacher(seed=0), image_size=16))
     assert summary["trajectory"]["points"] == 2
     assert summary["trajectory"]["columns"]["lambda"].startswith("train/lambda")
-    (run / "config.yaml").write_text("model: {class_path: lightning_kd.ClassifierModule, init_args: {model: x}}\n")
-    assert main(["--run", str(run), "--out", str(tmp_path / "out2")]) == 1  # no teacher in that run
+
+
+def test_run_with_a_changed_teacher_warns_and_records_it(
+    fit_start: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    start = _copy(fit_start, tmp_path)
+    original, other = state_dict_sha256(_teacher(seed=0)), state_dict_sha256(_teacher(seed=1))
+    args = ["--run", str(start / RUN), "--limit-batches", "1"]
+
+    assert main([*args, "--out", str(tmp_path / "same")]) == 0
+    assert "WARNING" not in capsys.readouterr().err
+    same = json.loads((tmp_path / "same" / "summary.json").read_text())
+    assert same["teacher_changed"] is False
+    assert same["teacher_sha256"]["recorded"] == same["teacher_sha256"]["current"] == original
+
+    torch.save({"model": _state_dict(_teacher(seed=1))}, start / "teacher.pth")  # the teacher file is replaced
+    assert main([*args, "--out", str(tmp_path / "changed")]) == 0
+    err = capsys.readouterr().err
+    assert "THE TEACHER CHANGED" in err
+    assert original in err and other in err and str(start / "teacher.pth") in err
+    changed = json.loads((tmp_path / "changed" / "summary.json").read_text())
+    assert changed["teacher_changed"] is True
+    assert changed["teacher_sha256"] == {
+        "recorded": original,
+        "current": other,
+        "file": str(start / "teacher.pth"),
+        "recorded_in": str(start / RUN / "hparams.yaml"),
+    }
+    assert any("THE TEACHER CHANGED" in w for w in changed["warnings"])
+
+
+def test_run_without_a_recorded_teacher_identity_says_so(
+    fit_start: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """A run from before the identity was recorded: no ``teacher_sha256`` in hparams.yaml nor in a checkpoint."""
+    start = _copy(fit_start, tmp_path)
+    hparams = start / RUN / "hparams.yaml"
+    hparams.write_text("".join(line for line in hparams.read_text().splitlines(True) if "teacher_sha256" not in line))
+    shutil.rmtree(start / RUN / "checkpoints")
+    assert main(["--run", str(start / RUN), "--limit-batches", "1", "--out", str(tmp_path / "out")]) == 0
+    assert "teacher identity not recorded" in capsys.readouterr().err
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["teacher_changed"] is None and summary["teacher_sha256"]["recorded"] is None
+    assert summary["teacher_sha256"]["current"] == state_dict_sha256(_teacher(seed=0))
+
+
+def test_run_image_size_contradicted_by_the_command_line_is_warned(
+    fit_start: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    code = main(["--run", str(fit_start / RUN), "--image-size", "8", "--limit-batches", "1", "--out", str(tmp_path)])
+    assert code == 0
+    err = capsys.readouterr().err
+    assert "--image-size 8 contradicts the run" in err and "trained on 16-px images" in err
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["image_size"] == 8  # what was asked for, said loudly
+    assert any("contradicts" in w for w in summary["warnings"])
+
+
+def test_checkpoint_files_say_their_image_size(fit_start: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """--teacher/--student: the size a run's checkpoint (or the run folder of a student.pt) says it was trained at."""
+    teacher = ["--teacher", str(fit_start / "teacher.pth"), "--teacher-arch", "demo_cnn", "--teacher-kwargs"]
+    teacher += ['{"width": 8}']
+    arch = ["--student-arch", "demo_cnn", "--student-kwargs", '{"width": 4}']
+    # a Lightning checkpoint: datamodule_hyper_parameters; no --image-size: its 16 px are used
+    last = fit_start / RUN / "checkpoints" / "last.ckpt"
+    assert main([*teacher, "--student", str(last), *arch, "--out", str(tmp_path / "ckpt")]) == 0
+    captured = capsys.readouterr()
+    assert "image size 16 px, read from the datamodule_hyper_parameters of" in captured.out
+    assert "WARNING" not in captured.err
+    summary = json.loads((tmp_path / "ckpt" / "summary.json").read_text())
+    assert summary["image_size"] == 16 and summary["warnings"] == []
+    assert summary["student"]["accuracy"] == pytest.approx(_last_val_acc1(fit_start / RUN), abs=1e-6)
+    # the run's exported student.pt with an --image-size that contradicts the run folder's hparams.yaml
+    student = ["--student", str(fit_start / RUN / "student.pt"), *arch]
+    assert main([*teacher, *student, "--image-size", "8", "--limit-batches", "1", "--out", str(tmp_path / "pt")]) == 0
+    err = capsys.readouterr().err
+    assert f"the student {fit_start / RUN / 'student.pt'} was trained on 16-px images" in err
+    assert str(fit_start / RUN / "hparams.yaml") in err and "Pass --image-size 16." in err
+    assert json.loads((tmp_path / "pt" / "summary.json").read_text())["image_size"] == 8
+
+
+def test_run_errors(fit_start: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    start = _copy(fit_start, tmp_path)
+    run, out = start / RUN, ["--out", str(tmp_path / "out")]
+    assert main(["--run", str(run), "--data", "digits", *out]) == 1
+    assert "Expected no --data with a `lightning-kd fit` run" in capsys.readouterr().err
+    assert main(["--run", str(run), "--teacher", "t.pth", *out]) == 2
+    assert "not both" in capsys.readouterr().err
+    config = run / "config.yaml"
+    text = config.read_text()
+    # a DataModule without an image size
+    fashion = "data:\n  class_path: lightning_kd.data.FashionMNISTDataModule\n  init_args:\n    root: nowhere\n"
+    config.write_text(text[: text.index("data:\n")] + fashion)
+    assert main(["--run", str(run), "--image-size", "32", *out]) == 1
+    assert "Expected --image-size only for a run whose DataModule takes `image_size`" in capsys.readouterr().err
+    # a teacher's own training run: no teacher to compare with
+    classifier = "model:\n  class_path: lightning_kd.ClassifierModule\n"
+    classifier += "  init_args: {model: demo_mlp, num_classes: 10, in_chans: 1}\n"
+    config.write_text(classifier + text[text.index("data:\n") :])
+    assert main(["--run", str(run), *out]) == 1
+    assert "to configure a lightning_kd.DistillationModule" in capsys.readouterr().err
+    # the teacher file is gone
+    config.write_text(text)
+    (start / "teacher.pth").unlink()
+    assert main(["--run", str(run), *out]) == 1
+    assert "does not exist here" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()  # every error came before any file was written
+
+
+# --------------------------------------------------------------------------------------------------------
+# --run on a `lightning-kd demo` folder
+# --------------------------------------------------------------------------------------------------------
+def test_demo_run_image_size_contradicted_by_the_command_line_is_warned(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """A demo folder as ``lightning-kd demo`` lays it out (run.json, models/*.pt, logs/<method>/metrics.csv)."""
+    demo = tmp_path / "demo"
+    (demo / "models").mkdir(parents=True)
+    torch.manual_seed(0)
+    teacher, student = demo_cnn(num_classes=10, width=4), demo_cnn(num_classes=10, width=2)
+    torch.save(_state_dict(teacher), demo / "models" / "teacher.pt")
+    torch.save(_state_dict(student), demo / "models" / "kd.pt")
+    manifest = {
+        "data": {"name": "digits", "seed": 0, "image_size": 8, "batch_size": 64},
+        "teacher": {"arch": "demo_cnn", "kwargs": {"width": 4}, "weights": "models/teacher.pt"},
+        "students": {
+            "kd": {"label": "KD", "arch": "demo_cnn", "kwargs": {"width": 2}, "weights": "models/kd.pt", "metrics": ""}
+        },
+    }
+    (demo / "run.json").write_text(json.dumps(manifest))
+    assert main(["--run", str(demo), "--out", str(tmp_path / "same")]) == 0
+    assert "WARNING" not in capsys.readouterr().err
+    same = json.loads((tmp_path / "same" / "kd" / "summary.json").read_text())
+    assert same["image_size"] == 8 and same["student"]["accuracy"] == pytest.approx(_accuracy(student, 8))
+    assert main(["--run", str(demo), "--image-size", "16", "--limit-batches", "1", "--out", str(tmp_path / "x")]) == 0
+    err = capsys.readouterr().err
+    assert "--image-size 16 contradicts the run" in err and str(demo / "run.json") in err
+    assert json.loads((tmp_path / "x" / "kd" / "summary.json").read_text())["image_size"] == 16

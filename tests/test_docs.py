@@ -20,7 +20,7 @@ import lightning_kd
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
-RECIPES = ROOT / "recipes"
+RECIPES = ROOT / "lightning_kd" / "recipes"
 GENERATOR = DOCS / "gen_recipes_table.py"
 REFERENCE = DOCS / "reference"
 
@@ -52,12 +52,9 @@ def _recipe_files(folder: Path) -> list[Path]:
 
 
 def _run_generator(recipes: Path, output: Path) -> str:
-    subprocess.run(
-        [sys.executable, str(GENERATOR), "--recipes", str(recipes), "--output", str(output)],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
+    """``python docs/gen_recipes_table.py --recipes ... --output ...``, in this process (it imports the presets,
+    hence torch, which a fresh interpreter would import again)."""
+    assert _load(GENERATOR).main(["--recipes", str(recipes), "--output", str(output)]) == 0
     return output.read_text(encoding="utf-8")
 
 
@@ -65,12 +62,22 @@ def test_recipes_table_has_one_row_per_recipe(tmp_path: Path) -> None:
     page = _run_generator(RECIPES, tmp_path / "recipes.md")
     files = _recipe_files(RECIPES)
     rows = _table_rows(page)
-    assert files, "expected recipe files under recipes/"
+    assert files, "expected recipe files under lightning_kd/recipes/"
     assert len(rows) == len(files)
     shown = [row[-1].strip("`") for row in rows]
-    assert sorted(shown) == sorted(f"recipes/{p.relative_to(RECIPES).as_posix()}" for p in files)
-    # every row has the paper's number or the explicit dash, never an empty cell
-    assert all(re.fullmatch(r"\d{1,3}\.\d{1,3}|—", row[3]) for row in rows)
+    assert sorted(shown) == sorted(p.relative_to(RECIPES).with_suffix("").as_posix() for p in files)  # recipe ids
+    # every row has the paper's number or the explicit dash, never an empty cell; the same for the teacher's
+    assert all(
+        re.fullmatch(r"\d{1,3}\.\d{1,3}|—", row[3]) and re.fullmatch(r"\d{1,3}\.\d{1,3}|—", row[5]) for row in rows
+    )
+    by_id = {row[-1].strip("`"): row for row in rows}
+    assert by_id["cifar100/kd_z/resnet32x4_resnet8x4"][3:6] == [
+        "76.62",
+        "[LS] Table 2; teacher 79.42, student alone 72.50",
+        "79.42",
+    ]
+    assert by_id["cifar100/wttm/wrn_40_2_MobileNetV2"][3] == "—"  # "not reported", whatever numbers follow
+    assert by_id["cifar100/mlkd/vgg13_vgg8_same_schedule"][0] == "MLKD (same schedule)"
 
 
 def test_recipes_table_reads_reported_accuracy_and_tolerates_missing_numbers(tmp_path: Path) -> None:
@@ -80,12 +87,14 @@ def test_recipes_table_reads_reported_accuracy_and_tolerates_missing_numbers(tmp
         "# KD+Z on CIFAR-100: resnet32x4 -> resnet8x4 (reported top-1 76.62).\n"
         "#\n"
         "# Reported top-1: 76.62 ([LS] Table 2; teacher 79.42, student alone 72.50).\n"
+        "# Teacher top-1: 79.42 (the shared checkpoint)\n"
         "model:\n  class_path: lightning_kd.DistillationModule\n"
         "  init_args: {student: resnet8x4, teacher: t.pth, teacher_arch: resnet32x4}\n"
     )
     (recipes / "cifar100" / "ttm").mkdir()
     (recipes / "cifar100" / "ttm" / "resnet32x4_wrn_16_2.yaml").write_text(
-        "# TTM on CIFAR-100: resnet32x4 -> wrn_16_2.\n# Reported top-1: not reported for this pair.\ntrainer: {}\n"
+        "# TTM on CIFAR-100: resnet32x4 -> wrn_16_2.\n# Reported top-1: not reported for this pair.\n"
+        "# gamma 0.2, the paper's value\ntrainer: {}\n"
     )
     (recipes / "digits" / "kd").mkdir(parents=True)
     (recipes / "digits" / "kd" / "resnet20_resnet8.yaml").write_text("trainer: [unbalanced\n")  # no header, bad YAML
@@ -93,12 +102,18 @@ def test_recipes_table_reads_reported_accuracy_and_tolerates_missing_numbers(tmp
     rows = _table_rows(_run_generator(recipes, tmp_path / "out.md"))
 
     assert len(rows) == 3
-    by_path = {row[-1].strip("`"): row for row in rows}
-    reported = by_path["recipes/cifar100/kd_z/resnet32x4_resnet8x4.yaml"]
-    assert reported[1:5] == ["`resnet32x4`", "`resnet8x4`", "76.62", "[LS] Table 2; teacher 79.42, student alone 72.50"]
-    assert by_path["recipes/cifar100/ttm/resnet32x4_wrn_16_2.yaml"][3] == "—"
-    unreadable = by_path["recipes/digits/kd/resnet20_resnet8.yaml"]
-    assert unreadable[1:4] == ["`resnet20`", "`resnet8`", "—"]
+    by_id = {row[-1].strip("`"): row for row in rows}
+    reported = by_id["cifar100/kd_z/resnet32x4_resnet8x4"]
+    assert reported[1:6] == [
+        "`resnet32x4`",
+        "`resnet8x4`",
+        "76.62",
+        "[LS] Table 2; teacher 79.42, student alone 72.50",
+        "79.42",
+    ]
+    assert by_id["cifar100/ttm/resnet32x4_wrn_16_2"][3] == "—"
+    unreadable = by_id["digits/kd/resnet20_resnet8"]
+    assert unreadable[1:4] == ["`resnet20`", "`resnet8`", "—"] and unreadable[5] == "—"
 
 
 def test_recipes_page_is_up_to_date() -> None:

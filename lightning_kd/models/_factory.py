@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import difflib
-import math
 from collections.abc import Iterable
 from typing import Any
 
 import torch
 from torch import nn
 
+from lightning_kd._validation import check_min_int, close_matches
 from lightning_kd.models._registry import PREFIX_SEPARATOR, get_builder, list_models
 
 __all__ = ["create_model"]
@@ -21,22 +20,8 @@ _EXTERNAL_SOURCES = ("timm", "torchvision")
 _TORCHVISION_AUX_LOGITS = frozenset({"googlenet", "inception_v3"})
 
 
-def _check_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"Expected argument `{name}` to be an integer >= {minimum}, but got {value!r}.")
-    return value
-
-
-def _close_matches(word: str, candidates: Iterable[str], n: int = 5) -> list[str]:
-    """Close matches of ``word`` in ``candidates``, compared case-insensitively, in their original case."""
-    by_lower: dict[str, str] = {}
-    for candidate in candidates:
-        by_lower.setdefault(candidate.lower(), candidate)
-    return [by_lower[m] for m in difflib.get_close_matches(word.lower(), list(by_lower), n=n, cutoff=0.6)]
-
-
 def _did_you_mean(word: str, candidates: Iterable[str]) -> str:
-    matches = _close_matches(word, candidates)
+    matches = close_matches(word, candidates, n=5, cutoff=0.6)
     if not matches:
         return "No close match."
     return "Did you mean " + ", ".join(repr(m) for m in matches) + "?"
@@ -95,8 +80,8 @@ def create_model(name: str, *, num_classes: int, in_chans: int = 3, **kwargs: An
     """
     if not isinstance(name, str):
         raise ValueError(f"Expected argument `name` to be a string, but got {name!r}.")
-    _check_int("num_classes", num_classes, 2)
-    _check_int("in_chans", in_chans, 1)
+    check_min_int("num_classes", num_classes, 2)
+    check_min_int("in_chans", in_chans, 1)
 
     prefix, sep, rest = name.partition(PREFIX_SEPARATOR)
     if sep:
@@ -176,14 +161,6 @@ def _create_torchvision(name: str, *, num_classes: int, in_chans: int, **kwargs:
     return model
 
 
-def _adapt_stem_weight(weight: torch.Tensor, in_chans: int) -> torch.Tensor:
-    """Adapt a ``(out, 3, kh, kw)`` stem weight to ``in_chans`` inputs (timm's ``adapt_input_conv`` rule)."""
-    if in_chans == 1:
-        return weight.sum(dim=1, keepdim=True)
-    repeats = math.ceil(in_chans / weight.shape[1])
-    return weight.repeat(1, repeats, 1, 1)[:, :in_chans] * (weight.shape[1] / in_chans)
-
-
 def _replace_stem(model: nn.Module, in_chans: int, *, model_name: str = "model") -> nn.Conv2d:
     """Replace the stem convolution of ``model`` (its first ``nn.Conv2d``) by one taking ``in_chans`` inputs.
 
@@ -206,6 +183,8 @@ def _replace_stem(model: nn.Module, in_chans: int, *, model_name: str = "model")
             f"expected its first nn.Conv2d to take 3 input channels with groups=1, but found {where}. "
             "Use in_chans=3 (e.g. repeat grayscale images to 3 channels) or a 'timm:<name>' model."
         )
+    from timm.models import adapt_input_conv  # timm's rule for adapting a stem to other input channels
+
     path, old = found
     new = nn.Conv2d(
         in_chans,
@@ -221,7 +200,7 @@ def _replace_stem(model: nn.Module, in_chans: int, *, model_name: str = "model")
         dtype=old.weight.dtype,
     )
     with torch.no_grad():
-        new.weight.copy_(_adapt_stem_weight(old.weight, in_chans))
+        new.weight.copy_(adapt_input_conv(in_chans, old.weight))  # summed over RGB for one channel, else tiled
         if old.bias is not None and new.bias is not None:
             new.bias.copy_(old.bias)
     parent_path, _, attr = path.rpartition(".")

@@ -13,7 +13,7 @@ import torchvision
 from torch import nn
 
 from lightning_kd.models import create_model
-from lightning_kd.models._factory import _adapt_stem_weight, _replace_stem
+from lightning_kd.models._factory import _replace_stem
 
 # ---------------------------------------------------------------------------------------------------- timm
 
@@ -112,12 +112,19 @@ def test_replace_stem_refuses_to_guess() -> None:
         _replace_stem(nn.Sequential(nn.Conv2d(1, 8, 3), nn.Conv2d(8, 8, 3)), 2)
 
 
-def test_adapt_stem_weight() -> None:
+def test_replaced_stem_weights_follow_timms_rule() -> None:
+    """Summed over RGB for one input channel; tiled and scaled by 3 / in_chans otherwise (so the response to a
+    constant image is kept)."""
     weight = torch.arange(6.0).reshape(2, 3, 1, 1)
-    torch.testing.assert_close(_adapt_stem_weight(weight, 1), torch.tensor([3.0, 12.0]).reshape(2, 1, 1, 1))
-    two = _adapt_stem_weight(weight, 2)
-    torch.testing.assert_close(two, weight[:, :2] * 1.5)
-    six = _adapt_stem_weight(weight, 6)
+
+    def stem(in_chans: int) -> torch.Tensor:
+        model = nn.Sequential(nn.Conv2d(3, 2, 1, bias=False))
+        with torch.no_grad():
+            model[0].weight.copy_(weight)
+        return _replace_stem(model, in_chans).weight.detach()
+
+    torch.testing.assert_close(stem(1), torch.tensor([3.0, 12.0]).reshape(2, 1, 1, 1))
+    torch.testing.assert_close(stem(2), weight[:, :2] * 1.5)
+    six = stem(6)
     torch.testing.assert_close(six, torch.cat([weight, weight], 1) * 0.5)
-    # The response to a constant image is preserved for in_chans >= 3.
     torch.testing.assert_close(six.sum(1), weight.sum(1))
