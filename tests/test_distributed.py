@@ -10,7 +10,14 @@ import pytest
 import torch
 import torch.distributed
 
-from lightning_kd import CurriculumTemperature, DistillationLoss, DistillationModule, KnowledgeDistillation
+from lightning_kd import (
+    AblationModule,
+    Arm,
+    CurriculumTemperature,
+    DistillationLoss,
+    DistillationModule,
+    KnowledgeDistillation,
+)
 from tests.helpers import (
     LitClassifier,
     RankReport,
@@ -99,8 +106,13 @@ def test_callback_ctkd_theta_identical_on_all_ranks(tmp_path: Path) -> None:
     trainer.fit(single, datamodule=data)
     single_theta = single_callback.loss.temperature.theta.detach()
 
+    spawned = callback()
     trainer = make_trainer(
-        max_epochs=1, callbacks=[callback(), RankReport(str(tmp_path))], use_distributed_sampler=False, **DDP
+        max_epochs=1,
+        callbacks=[spawned, RankReport(str(tmp_path))],
+        use_distributed_sampler=False,
+        log_every_n_steps=1,
+        **DDP,
     )
     trainer.fit(LitClassifier(), datamodule=data)
     (info0, saved0), (info1, saved1) = read_rank_reports(tmp_path, 2)
@@ -118,3 +130,38 @@ def test_callback_ctkd_theta_identical_on_all_ranks(tmp_path: Path) -> None:
         torch.testing.assert_close(saved0["module"][key], value, rtol=0, atol=1e-6)
         assert torch.equal(saved0["module"][key], saved1["module"][key])
     assert not info0["teacher_training"] and not info0["teacher_in_optimizer"]
+    # ddp_spawn sends back the module, not callbacks: this process's callback keeps theta's initial value, as its
+    # docstring says, and the learned temperature is in trainer.callback_metrics, as it says too
+    assert float(spawned.loss.temperature.theta) == 1.0
+    learned = 1 + 20 * torch.sigmoid(saved0["theta"])
+    assert float(trainer.callback_metrics["train/temperature"]) == pytest.approx(float(learned), abs=1e-3)
+    assert "ddp_spawn" in (KnowledgeDistillation.__doc__ or "")
+
+
+def _ablation_module() -> AblationModule:
+    sgd = partial(torch.optim.SGD, lr=0.5)  # no momentum
+    arms = [Arm("kd", mlp(seed=0), "kd", optimizer=sgd), Arm("dkd", mlp(seed=0), "dkd", optimizer=sgd)]
+    return AblationModule(bn_teacher(seed=1), arms)
+
+
+def test_ablation_ddp_steps_equal_single_process_on_the_global_batches() -> None:
+    """Every arm of a 2-process run takes the steps a single process takes on the same global batches."""
+    data = ShardedData(random_dataset(32, seed=41), random_dataset(16, seed=43), global_batch=16)
+    single = _ablation_module()
+    single_trainer = make_trainer(max_epochs=1, use_distributed_sampler=False)
+    single_trainer.fit(single, datamodule=data)
+
+    module = _ablation_module()
+    initial = clone_state(module)
+    trainer = make_trainer(max_epochs=1, use_distributed_sampler=False, **DDP)
+    trainer.fit(module, datamodule=data)  # two steps of 8 samples per rank
+
+    reference = single.state_dict()
+    assert module.state_dict().keys() == reference.keys()
+    for key, value in reference.items():  # the weights ddp_spawn returns from rank 0
+        torch.testing.assert_close(module.state_dict()[key], value, rtol=0, atol=1e-6)
+    assert all(
+        not torch.equal(initial[f"arms.{arm}.1.weight"], reference[f"arms.{arm}.1.weight"]) for arm in ("kd", "dkd")
+    )
+    for key in ("kd/val/acc1", "dkd/val/acc1", "val/acc1", "val/teacher_acc1"):
+        assert float(trainer.callback_metrics[key]) == pytest.approx(float(single_trainer.callback_metrics[key]))
