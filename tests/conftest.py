@@ -25,3 +25,26 @@ def _restore_deterministic_algorithms() -> Iterator[None]:
     warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
     yield
     torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
+
+
+#: Where Debian's ``dataset-fashion-mnist`` installs the real files (``.ci/run`` installs the package).
+REAL_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+
+
+@pytest.fixture
+def real_fashion_mnist() -> Path:
+    """The real Fashion-MNIST files. Missing, the test fails and says how to get them, unless
+    ``LIGHTNING_KD_SKIP_REAL_DATA=1`` says to skip (what ``.ci/run`` sets where apt itself is unavailable)."""
+    import os
+
+    names = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
+             "t10k-labels-idx1-ubyte.gz")  # fmt: skip
+    if all((REAL_FASHION_MNIST / name).is_file() for name in names):
+        return REAL_FASHION_MNIST
+    message = (
+        f"the real Fashion-MNIST files are not in {REAL_FASHION_MNIST}: install Debian's dataset-fashion-mnist"
+        " (`apt-get install dataset-fashion-mnist`, as .ci/run does), or set LIGHTNING_KD_SKIP_REAL_DATA=1"
+    )
+    if os.environ.get("LIGHTNING_KD_SKIP_REAL_DATA") == "1":
+        pytest.skip(message)
+    pytest.fail(message)

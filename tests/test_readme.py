@@ -59,3 +59,11 @@ def test_cli_snippet_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsy
             assert cli_main([*argv, "--trainer.max_epochs", "1"]) == 0
     assert (tmp_path / "checkpoints" / "digits" / "resnet20.pt").is_file()  # the teacher, read by the second run
     assert list((tmp_path / "runs" / "digits" / "kd_z" / "resnet20_resnet8").rglob("student.pt"))
+    # the ablation block, on the teacher the block above trained (two batches: the commands, not the numbers)
+    lines = [line.split("#")[0].strip() for line in _blocks("bash")[3].splitlines()]
+    fit, report = (shlex.split(line)[1:] for line in lines if line.startswith("lightning-kd"))
+    assert cli_main([*fit, "--trainer.max_epochs=1", "--trainer.limit_train_batches=2"]) == 0
+    capsys.readouterr()
+    assert cli_main(report) == 0
+    table = capsys.readouterr().out
+    assert all(f"| {arm} | 1 |" in table for arm in ("baseline", "kd", "kd_z", "dkd_z", "maxlogit_z")), table
